@@ -1,0 +1,29 @@
+# Fresh-machine entry points. `make run` and `make test` create .venv, install the CPU
+# torch wheel first (a plain `torch` requirement would pull a multi-GB CUDA build), then the project.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: setup run test lint bench-all clean
+
+$(BIN)/pmrfusion: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_PIN)"
+	$(BIN)/pip install -q -e ".[dev,ot]"
+	touch $(BIN)/pmrfusion
+
+setup: $(BIN)/pmrfusion
+
+run: setup
+	$(BIN)/pmrfusion bench
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check src tests scripts
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

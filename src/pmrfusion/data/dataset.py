@@ -1,0 +1,137 @@
+"""`MultimodalData`: validated multimodal feature arrays with named splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pmrfusion.errors import PMRFusionError
+
+
+@dataclass
+class MultimodalData:
+    """Features of several modalities for the same N samples, with labels and splits.
+
+    features: ordered mapping modality -> (N, d_m) float32 array.
+    labels: (N,) int64 in 0..num_classes-1.
+    splits: mapping split name ("train", "val", "test") -> row indices.
+    """
+
+    name: str
+    features: dict[str, np.ndarray]
+    labels: np.ndarray
+    splits: dict[str, np.ndarray]
+    num_classes: int = -1
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.features) < 2:
+            raise PMRFusionError(
+                f"dataset '{self.name}': need at least 2 modalities, got {len(self.features)}"
+            )
+        labels = np.asarray(self.labels)
+        if labels.ndim != 1:
+            labels = labels.reshape(-1)
+        if not np.issubdtype(labels.dtype, np.integer) and (
+            not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels))
+        ):
+            raise PMRFusionError(f"dataset '{self.name}': labels must be integers")
+        self.labels = labels.astype(np.int64)
+        n = len(self.labels)
+        clean: dict[str, np.ndarray] = {}
+        for mod, x in self.features.items():
+            x = np.asarray(x)
+            if x.ndim == 1:
+                x = x[:, None]
+            if x.ndim != 2:
+                raise PMRFusionError(
+                    f"dataset '{self.name}': modality '{mod}' must be 2-D (N, d), got {x.shape}"
+                )
+            if x.shape[1] == 0:
+                raise PMRFusionError(f"dataset '{self.name}': modality '{mod}' has dimension 0")
+            if x.shape[0] != n:
+                raise PMRFusionError(
+                    f"dataset '{self.name}': modality '{mod}' has {x.shape[0]} rows but there are {n} labels"
+                )
+            x = x.astype(np.float32, copy=False)
+            bad = ~np.isfinite(x)
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                raise PMRFusionError(
+                    f"dataset '{self.name}': modality '{mod}' has {int(bad.sum())} NaN/inf "
+                    f"values (first at row {r}, column {c})"
+                )
+            clean[mod] = x
+        self.features = clean
+        if self.num_classes < 0:
+            self.num_classes = int(self.labels.max()) + 1 if n else 0
+        if n and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
+            raise PMRFusionError(
+                f"dataset '{self.name}': labels out of range: found "
+                f"{self.labels.min()}..{self.labels.max()}, expected 0..{self.num_classes - 1}"
+            )
+        for split, idx in list(self.splits.items()):
+            idx = np.asarray(idx).reshape(-1)
+            if idx.size and (not np.issubdtype(idx.dtype, np.integer)):
+                raise PMRFusionError(f"dataset '{self.name}': split '{split}' must hold integers")
+            idx = idx.astype(np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise PMRFusionError(
+                    f"dataset '{self.name}': split '{split}' has row indices outside 0..{n - 1}"
+                )
+            self.splits[split] = idx
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.features)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {m: int(x.shape[1]) for m, x in self.features.items()}
+
+    @property
+    def num_samples(self) -> int:
+        return int(len(self.labels))
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in self.splits:
+            raise PMRFusionError(f"dataset '{self.name}' has no '{name}' split")
+        return self.splits[name]
+
+    def take(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Features and labels of the given rows."""
+        return {m: x[rows] for m, x in self.features.items()}, self.labels[rows]
+
+    def with_validation(self, fraction: float = 0.15, seed: int = 0) -> MultimodalData:
+        """A copy whose 'train' split is cut into train/val (stratified, seeded).
+
+        An existing 'val' split is kept. The test split is never touched.
+        """
+        if "val" in self.splits or fraction <= 0:
+            return self
+        train = self.split("train")
+        rng = np.random.default_rng(seed)
+        val_parts, train_parts = [], []
+        for c in np.unique(self.labels[train]):
+            rows = train[self.labels[train] == c]
+            rows = rows[rng.permutation(len(rows))]
+            k = int(round(fraction * len(rows)))
+            if len(rows) - k < 1:
+                k = len(rows) - 1
+            val_parts.append(rows[:k])
+            train_parts.append(rows[k:])
+        splits = dict(self.splits)
+        splits["train"] = np.sort(np.concatenate(train_parts))
+        splits["val"] = np.sort(np.concatenate(val_parts))
+        return MultimodalData(
+            self.name, self.features, self.labels, splits, self.num_classes, list(self.notes)
+        )
+
+    def summary(self) -> str:
+        dims = ", ".join(f"{m} {d}" for m, d in self.dims.items())
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
+        return (
+            f"{self.name}: {self.num_samples} samples, {self.num_classes} classes, "
+            f"{len(self.features)} modalities ({dims}); splits: {sizes}"
+        )

@@ -1,0 +1,285 @@
+"""Load datasets: canonical `.npz`, multi-view `.mat`, and the built-in names."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.errors import PMRFusionError
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+DATA_ENV = "PMRFUSION_DATA"
+
+
+def default_data_root(data_root: str | os.PathLike | None = None) -> Path | None:
+    """The data root: the argument, else $PMRFUSION_DATA, else ../shared/data if it exists."""
+    if data_root is not None:
+        return Path(data_root)
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    candidates = [
+        Path.cwd().parent / "shared" / "data",
+        Path(__file__).resolve().parents[4] / "shared" / "data",
+    ]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        rows = rows[rng.permutation(len(rows))]
+        k = max(1, int(round(test_fraction * len(rows)))) if len(rows) > 1 else 0
+        test.append(rows[:k])
+        train.append(rows[k:])
+    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise PMRFusionError(f"{what} not found: {path}")
+    return path
+
+
+# ----------------------------------------------------------------------------- canonical npz
+
+
+def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int = 0) -> MultimodalData:
+    """Canonical file: `x_<modality>` arrays (N, d), `y` (N,), optional `{train,val,test}_idx`.
+
+    Without split indices, a stratified 80/20 train/test split (seeded) is made and noted.
+    """
+    path = _require(Path(path), "dataset file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise PMRFusionError(f"cannot read {path} as .npz: {e}") from None
+    features = {k[2:]: v for k, v in arrays.items() if k.startswith("x_")}
+    if not features:
+        raise PMRFusionError(f"{path}: no 'x_<modality>' arrays found (keys: {sorted(arrays)})")
+    if "y" not in arrays:
+        raise PMRFusionError(f"{path}: no 'y' label array")
+    labels = np.asarray(arrays["y"]).reshape(-1)
+    splits = {s: arrays[f"{s}_idx"] for s in ("train", "val", "test") if f"{s}_idx" in arrays}
+    notes = []
+    if "train" not in splits and "test" not in splits:
+        splits = _stratified_split(labels, 0.2, split_seed)
+        notes.append(f"no split in file: stratified 80/20 split made with seed {split_seed}")
+    elif "train" not in splits or "test" not in splits:
+        raise PMRFusionError(f"{path}: give both 'train_idx' and 'test_idx' (or neither)")
+    num_classes = int(arrays["num_classes"]) if "num_classes" in arrays else -1
+    return MultimodalData(name or path.stem, features, labels, splits, num_classes, notes)
+
+
+# ----------------------------------------------------------------------------- multi-view mat
+
+
+def _loadmat(path: Path) -> dict:
+    import scipy.io as sio
+
+    try:
+        return sio.loadmat(path)
+    except NotImplementedError:
+        raise PMRFusionError(f"{path}: MATLAB v7.3 (HDF5) files are not supported") from None
+    except (OSError, ValueError, TypeError) as e:
+        raise PMRFusionError(f"cannot read {path} as .mat: {e}") from None
+
+
+def _mat_views(m: dict, path: Path) -> list[np.ndarray]:
+    for key in ("X", "x", "data", "fea"):
+        if key in m and m[key].dtype == object:
+            cells = m[key].reshape(-1)
+            return [np.asarray(c) for c in cells]
+    raise PMRFusionError(f"{path}: no cell array of views ('X') found (keys: {_user_keys(m)})")
+
+
+def _user_keys(m: dict) -> list[str]:
+    return sorted(k for k in m if not k.startswith("__"))
+
+
+def _mat_labels(m: dict, path: Path) -> np.ndarray:
+    for key in ("Y", "gt", "y", "labels", "truth"):
+        if key in m:
+            return np.asarray(m[key]).reshape(-1)
+    raise PMRFusionError(f"{path}: no label array ('Y' or 'gt') found (keys: {_user_keys(m)})")
+
+
+def _view_names(m: dict, count: int) -> list[str]:
+    if "feas" in m and m["feas"].dtype == object and m["feas"].size == count:
+        names = [str(np.asarray(c).reshape(-1)[0]) for c in m["feas"].reshape(-1)]
+        if len(set(names)) == count:
+            return names
+    return [f"view{i}" for i in range(count)]
+
+
+def load_mat(
+    path: str | os.PathLike,
+    name: str | None = None,
+    view_names: list[str] | None = None,
+    split_seed: int = 0,
+) -> MultimodalData:
+    """Multi-view `.mat`: cell array `X` of views, labels `Y`/`gt`.
+
+    View orientation ((n, d) or (d, n)) and 1-based labels are detected and noted.
+    Split indices are taken from `train_idx`/`test_idx` keys when present, else a
+    stratified 80/20 split is made with `split_seed`.
+    """
+    path = _require(Path(path), "dataset file")
+    m = _loadmat(path)
+    labels = _mat_labels(m, path)
+    n = len(labels)
+    notes: list[str] = []
+    views = []
+    for i, v in enumerate(_mat_views(m, path)):
+        if v.ndim != 2:
+            raise PMRFusionError(f"{path}: view {i} is not 2-D (shape {v.shape})")
+        if v.shape[0] != n and v.shape[1] == n:
+            v = v.T
+            notes.append(f"view {i} stored (d, n): transposed")
+        elif v.shape[0] != n:
+            raise PMRFusionError(f"{path}: view {i} has shape {v.shape}, neither side matches {n} labels")
+        views.append(v.astype(np.float32))
+    labels, base_note = _zero_based(labels)
+    if base_note:
+        notes.append(base_note)
+    names = view_names or _view_names(m, len(views))
+    splits = {}
+    if "train_idx" in m and "test_idx" in m:
+        splits = {"train": m["train_idx"].reshape(-1), "test": m["test_idx"].reshape(-1)}
+    else:
+        splits = _stratified_split(labels, 0.2, split_seed)
+        notes.append(f"no split in file: stratified 80/20 split made with seed {split_seed}")
+    return MultimodalData(name or path.stem, dict(zip(names, views)), labels, splits, notes=notes)
+
+
+def _zero_based(labels: np.ndarray) -> tuple[np.ndarray, str | None]:
+    labels = np.asarray(labels)
+    if labels.size and np.all(np.isfinite(labels)) and labels.min() == 1:
+        return labels.astype(np.int64) - 1, "labels are 1-based: shifted to 0-based"
+    return labels, None
+
+
+# ----------------------------------------------------------------------------- built-in names
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    loader: Callable[[Path | None], MultimodalData]
+    needs_root: bool = True
+
+
+def _with_split(data: MultimodalData, folder: Path, stem: str) -> MultimodalData:
+    data.notes = [n for n in data.notes if not n.startswith("no split in file")]
+    data.splits = {
+        "train": np.load(_require(folder / f"{stem}_train_idx.npy", "split file")),
+        "test": np.load(_require(folder / f"{stem}_test_idx.npy", "split file")),
+    }
+    data.__post_init__()
+    return data
+
+
+def _root(root: Path | None, name: str) -> Path:
+    if root is None:
+        raise PMRFusionError(f"dataset '{name}' needs a data root: pass --data-root or set ${DATA_ENV}")
+    return _require(root / name, f"folder for dataset '{name}'")
+
+
+def _handwritten(_: Path | None) -> MultimodalData:
+    return load_npz(BUILTIN_DIR / "handwritten.npz", name="handwritten")
+
+
+def _handwritten_tmc(root: Path | None) -> MultimodalData:
+    d = _root(root, "handwritten")
+    data = load_mat(d / "handwritten.mat", "handwritten-tmc", HANDWRITTEN_VIEWS)
+    return _with_split(data, d / "splits_tmc_iclr2021", "handwritten")
+
+
+def _cub(root: Path | None) -> MultimodalData:
+    d = _root(root, "cub")
+    data = load_mat(d / "cub_googlenet_doc2vec_c10.mat", "cub", ["img", "txt"])
+    return _with_split(data, d / "splits_trust4conflict", "cub_googlenet_doc2vec_c10")
+
+
+def _pie(root: Path | None) -> MultimodalData:
+    d = _root(root, "pie")
+    data = load_mat(d / "PIE_face_10.mat", "pie", ["intensity", "lbp", "gabor"])
+    return _with_split(data, d / "splits_trust4conflict", "PIE_face_10")
+
+
+def _wiki_labels(path: Path) -> np.ndarray:
+    lines = [ln for ln in _require(path, "label list").read_text().splitlines() if ln.strip()]
+    return np.array([int(ln.split("\t")[-1]) - 1 for ln in lines], dtype=np.int64)
+
+
+def _wikipedia(root: Path | None) -> MultimodalData:
+    d = _root(root, "wikipedia")
+    m = _loadmat(_require(d / "raw_features.mat", "dataset file"))
+    ytr = _wiki_labels(d / "trainset_txt_img_cat.list")
+    yte = _wiki_labels(d / "testset_txt_img_cat.list")
+    img = np.concatenate([m["I_tr"], m["I_te"]]).astype(np.float32)
+    txt = np.concatenate([m["T_tr"], m["T_te"]]).astype(np.float32)
+    n_tr = len(ytr)
+    splits = {"train": np.arange(n_tr), "test": np.arange(n_tr, n_tr + len(yte))}
+    return MultimodalData("wikipedia", {"img": img, "txt": txt}, np.concatenate([ytr, yte]), splits)
+
+
+HANDWRITTEN_VIEWS = ["pixel", "fourier", "profile", "zernike", "karhunen", "morph"]
+
+DATASETS: dict[str, DatasetInfo] = {
+    "handwritten": DatasetInfo(
+        "handwritten", "UCI mfeat digits, 6 views, Trust4Conflict split (embedded)", _handwritten, False
+    ),
+    "handwritten-tmc": DatasetInfo(
+        "handwritten-tmc", "UCI mfeat digits, 6 views, TMC ICLR 2021 split", _handwritten_tmc
+    ),
+    "cub": DatasetInfo("cub", "CUB-200 10 classes, GoogLeNet image + doc2vec text", _cub),
+    "pie": DatasetInfo("pie", "CMU PIE faces, 68 subjects, 3 views", _pie),
+    "wikipedia": DatasetInfo("wikipedia", "Wikipedia image-text, SIFT-BoW + LDA", _wikipedia),
+}
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike, data_root: str | os.PathLike | None = None
+) -> MultimodalData:
+    """Load a built-in dataset by name, or a `.npz` / `.mat` file by path."""
+    key = str(name_or_path)
+    if key in DATASETS:
+        info = DATASETS[key]
+        root = default_data_root(data_root)
+        return info.loader(root)
+    path = Path(key)
+    if path.suffix.lower() == ".npz":
+        return load_npz(path)
+    if path.suffix.lower() == ".mat":
+        return load_mat(path)
+    if path.exists():
+        raise PMRFusionError(f"unsupported dataset file type '{path.suffix}': use .npz or .mat")
+    raise PMRFusionError(
+        f"unknown dataset '{key}': use one of {', '.join(DATASETS)} or a path to a .npz/.mat file"
+    )
+
+
+def available_datasets(
+    data_root: str | os.PathLike | None = None,
+) -> list[tuple[DatasetInfo, MultimodalData | str]]:
+    """Every built-in dataset with its loaded data, or the reason it is unavailable."""
+    out = []
+    for info in DATASETS.values():
+        try:
+            out.append((info, load_dataset(info.name, data_root)))
+        except PMRFusionError as e:
+            out.append((info, str(e)))
+    return out

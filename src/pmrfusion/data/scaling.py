@@ -1,0 +1,42 @@
+"""Per-modality feature standardisation, fitted on training rows only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Standardizer:
+    """z-score per feature; constant features get unit scale so they map to 0."""
+
+    mean: dict[str, np.ndarray]
+    scale: dict[str, np.ndarray]
+
+    @classmethod
+    def fit(cls, features: dict[str, np.ndarray], rows: np.ndarray) -> Standardizer:
+        mean, scale = {}, {}
+        for m, x in features.items():
+            xt = x[rows].astype(np.float64)
+            mu = xt.mean(axis=0)
+            sd = xt.std(axis=0)
+            sd[sd < 1e-8] = 1.0
+            mean[m], scale[m] = mu.astype(np.float32), sd.astype(np.float32)
+        return cls(mean, scale)
+
+    def transform(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {m: ((x - self.mean[m]) / self.scale[m]).astype(np.float32) for m, x in features.items()}
+
+    def state(self) -> dict[str, np.ndarray]:
+        out = {}
+        for m in self.mean:
+            out[f"mean.{m}"] = self.mean[m]
+            out[f"scale.{m}"] = self.scale[m]
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> Standardizer:
+        mean = {k[5:]: np.asarray(v) for k, v in state.items() if k.startswith("mean.")}
+        scale = {k[6:]: np.asarray(v) for k, v in state.items() if k.startswith("scale.")}
+        return cls(mean, scale)

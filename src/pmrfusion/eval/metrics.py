@@ -1,0 +1,21 @@
+"""Classification metrics (scikit-learn)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from torch import Tensor
+
+
+def classification_metrics(logits: Tensor, labels: Tensor, num_classes: int) -> dict[str, float]:
+    """accuracy (fraction), macro-F1, and AUC when the task is binary."""
+    y = labels.cpu().numpy()
+    pred = logits.argmax(-1).cpu().numpy()
+    out = {
+        "accuracy": float(accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, average="macro", labels=np.arange(num_classes), zero_division=0)),
+    }
+    if num_classes == 2 and len(np.unique(y)) == 2:
+        prob = logits.softmax(-1)[:, 1].cpu().numpy()
+        out["auc"] = float(roc_auc_score(y, prob))
+    return out

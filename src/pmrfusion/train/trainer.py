@@ -1,0 +1,162 @@
+"""The trainer: total = task CE + sum_i lambda_i * aux_i, per-group optimizers, early stopping."""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from pmrfusion.data.tensors import TensorSplit
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.methods.base import Batch, FusionModel
+from pmrfusion.optim import OptimizerSpec
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 150
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 25
+    seed: int = 0
+    # Named groups (from `FusionModel.optimizer_groups`) trained by their own optimizer
+    # instead of the main AdamW, e.g. {"pmr": OptimizerSpec()} for the paper's extra SGD.
+    # None: use the model's `default_group_optimizers`.
+    group_optimizers: dict[str, OptimizerSpec] | None = None
+    quiet: bool = True
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val_accuracy: float
+    epochs_run: int
+    history: list[dict[str, float]]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def total_loss(model: FusionModel, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+    """Task cross-entropy plus the model's weighted auxiliary losses."""
+    out = model(batch.features, batch.present)
+    task = F.cross_entropy(out.logits, batch.labels)
+    total = task
+    parts = {"task": float(task.detach())}
+    for name, value in model.auxiliary_losses(out, batch).items():
+        weight = model.loss_weights.get(name, 1.0)
+        total = total + weight * value
+        parts[name] = float(value.detach())
+    return total, parts
+
+
+def _optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    groups = model.optimizer_groups()
+    wanted = model.default_group_optimizers if cfg.group_optimizers is None else cfg.group_optimizers
+    unknown = set(wanted) - set(groups)
+    if unknown:
+        raise PMRFusionError(
+            f"model has no parameter group(s) {sorted(unknown)}; it has {sorted(groups) or 'none'}"
+        )
+    own = {id(p) for g in wanted for p in groups[g]}
+    main = [p for p in model.parameters() if id(p) not in own and p.requires_grad]
+    opts = [torch.optim.AdamW(main, lr=cfg.lr, weight_decay=cfg.weight_decay)] if main else []
+    for g, spec in wanted.items():
+        opts.append(spec.build(groups[g]))
+    return opts
+
+
+@torch.no_grad()
+def predict(
+    model: FusionModel, features: dict[str, Tensor], present: Tensor | None = None, batch_size: int = 4096
+) -> Tensor:
+    """Logits for every row, in eval mode."""
+    model.eval()
+    n = next(iter(features.values())).shape[0]
+    outs = []
+    for s in range(0, n, batch_size):
+        sl = slice(s, s + batch_size)
+        pres = present[sl] if present is not None else None
+        outs.append(model({m: x[sl] for m, x in features.items()}, pres).logits)
+    return torch.cat(outs)
+
+
+def _validate(model: FusionModel, val: TensorSplit) -> tuple[float, float]:
+    logits = predict(model, val.features)
+    loss = float(F.cross_entropy(logits, val.labels))
+    acc = float((logits.argmax(-1) == val.labels).float().mean())
+    return acc, loss
+
+
+def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: TrainConfig) -> TrainResult:
+    """Train in place; with a validation split, restore the best epoch (accuracy, then loss)."""
+    if len(data) == 0:
+        raise PMRFusionError("training split is empty")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opts = _optimizers(model, cfg)
+    best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
+    history: list[dict[str, float]] = []
+    progress = None
+    if not cfg.quiet:
+        from rich.progress import Progress
+
+        progress = Progress(transient=True)
+        task_id = progress.add_task("training", total=cfg.epochs)
+        progress.start()
+    epoch = 0
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            perm = torch.randperm(len(data), generator=gen)
+            sums: dict[str, float] = {}
+            steps = 0
+            for s in range(0, len(perm), cfg.batch_size):
+                rows = perm[s : s + cfg.batch_size]
+                if len(rows) < 2 and len(perm) > 1:
+                    continue  # batch-norm-free, but a 1-row batch only adds noise
+                loss, parts = total_loss(model, data.batch(rows))
+                for o in opts:
+                    o.zero_grad(set_to_none=True)
+                loss.backward()
+                for o in opts:
+                    o.step()
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                steps += 1
+            record = {k: v / max(steps, 1) for k, v in sums.items()}
+            record["epoch"] = epoch
+            if val is not None and len(val):
+                acc, vloss = _validate(model, val)
+                record.update(val_accuracy=acc, val_loss=vloss)
+                key = (acc, -vloss)
+                if best_key is None or key > best_key:
+                    best_key, best_epoch, best_acc = key, epoch, acc
+                    best_state = copy.deepcopy(model.state_dict())
+                elif epoch - best_epoch >= cfg.patience:
+                    history.append(record)
+                    break
+            history.append(record)
+            if not np.isfinite(record.get("task", 0.0)):
+                raise PMRFusionError(f"training diverged at epoch {epoch} (non-finite loss)")
+            if progress is not None:
+                progress.update(
+                    task_id, advance=1, description=f"epoch {epoch} loss {record.get('task', 0):.3f}"
+                )
+    finally:
+        if progress is not None:
+            progress.stop()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = epoch
+    model.eval()
+    return TrainResult(best_epoch, best_acc, epoch, history)
