@@ -43,9 +43,14 @@ def available_protocols() -> list[str]:
     return list(_PROTOCOLS)
 
 
-def conditions(protocol: str, test: TensorSplit, seed: int) -> Iterator[Condition]:
+def check_protocol(protocol: str) -> None:
     if protocol not in _PROTOCOLS:
         raise PMRFusionError(f"unknown protocol '{protocol}': use one of {', '.join(_PROTOCOLS)}")
+
+
+def conditions(protocol: str, test: TensorSplit, seed: int) -> Iterator[Condition]:
+    """The named conditions of `protocol` on the test split, seeded."""
+    check_protocol(protocol)
     return _PROTOCOLS[protocol](test, seed)
 
 

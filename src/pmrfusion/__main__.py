@@ -1,0 +1,3 @@
+from pmrfusion.cli import main
+
+main()

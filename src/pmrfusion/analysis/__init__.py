@@ -1,0 +1,1 @@
+"""Analyses: gradient cosine, sensitivity, cost, weight-loss correlation."""

@@ -1,0 +1,1 @@
+"""Grid runner and results store."""
