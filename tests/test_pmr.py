@@ -21,11 +21,11 @@ def table9_weights(dims, n, b):
     """Weight terms of the paper's Table 9 (per modality, summed)."""
     l_star = min(dims)
     total = 0
-    for m, l in enumerate(dims):
+    for m, d in enumerate(dims):
         k = (m + 1) % len(dims)
         b_k = math.floor(b * n * dims[k])
-        b_m = math.floor(b * n * l)
-        total += n * l * l + b_k * l_star + (n * l - b_m) * l + l * (l + l_star)
+        b_m = math.floor(b * n * d)
+        total += n * d * d + b_k * l_star + (n * d - b_m) * d + d * (d + l_star)
     return total
 
 
@@ -40,7 +40,7 @@ def test_parameter_count_matches_table9(dims, n, b):
     # the input width (b, nl - b); P_dis (nl) and P_recon (l) agree with it.
     l_star = min(dims)
     biases = sum(p.numel() for name, p in block.named_parameters() if name.endswith("bias"))
-    assert biases == sum(n * l + l_star + l + l for l in dims)
+    assert biases == sum(n * d + l_star + d + d for d in dims)
 
 
 def test_shared_part_comes_from_next_modality():
