@@ -1,0 +1,284 @@
+"""PMR back-ends: CMMP, Perceiver, MBT, UMoE (alone and behind PMR as sg-X / rg-X), and the
+parameter-free SRHT variant of PMR (sg-srht / rg-srht).
+
+Every back-end is an `nn.Module` whose forward takes a list of per-modality tensors
+(the raw views when used alone, the PMR outputs Z_m behind PMR) and returns a ModelOutput.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+import pmrfusion.modules.srht  # noqa: F401  (registers the "srht" mapping)
+from pmrfusion.methods.base import FusionModel, ModelOutput, register_method
+from pmrfusion.methods.pmr import ConcatBackend, PMRConfig, PMRFusion
+from pmrfusion.modules.bottleneck import BottleneckFusion
+from pmrfusion.modules.contrastive_heads import ContrastiveProjector
+from pmrfusion.modules.heads import MLPHead
+from pmrfusion.modules.moe import SparseMoE
+from pmrfusion.modules.perceiver import Perceiver
+from pmrfusion.objectives.contrastive import multi_info_nce
+from pmrfusion.objectives.preservation import preservation_loss
+
+
+@dataclass
+class BackendConfig:
+    hidden: int = 256  # classifier MLP hidden width
+    dropout: float = 0.2
+    # cmmp
+    embed_dim: int = 64
+    proj_hidden: int = 256  # 0: linear projections
+    contrast_weight: float = 1.0
+    probe_only: bool = False  # classifier reads a detached shared rep (purely contrastive embeddings)
+    # perceiver / mbt
+    token_dim: int = 64
+    tokens_per_modality: int = 4
+    num_latents: int = 8
+    num_bottlenecks: int = 4
+    depth: int = 2
+    heads: int = 4
+    attn_dropout: float = 0.1
+    # umoe
+    num_experts: int = 4
+    top_k: int = 2
+    num_shared_experts: int = 1
+    expert_hidden: int = 0  # 0: round(4/3 * l*) (SwiGLU equivalent of the 2 l* FFN; E.4: 20 l*^2)
+    balance_weight: float = 0.01
+
+
+@dataclass
+class PMRBackendConfig(PMRConfig, BackendConfig):
+    pass
+
+
+@dataclass
+class SRHTConfig(PMRConfig):
+    mapping: str = "srht"
+    pmr_optimizer: str = "main"  # SRHT has no parameters: nothing for a separate optimizer
+
+
+# ----------------------------------------------------------------------------- back-ends
+
+
+class CMMPBackend(nn.Module):
+    """CLIP-style: project every input to a shared space; symmetric InfoNCE (mean over pairs)
+    as aux loss "contrastive"; classifier on the mean of the projections."""
+
+    def __init__(self, in_dims: Sequence[int], names: Sequence[str], num_classes: int, cfg: BackendConfig):
+        super().__init__()
+        self.names = list(names)
+        self.projector = ContrastiveProjector(in_dims, cfg.embed_dim, cfg.proj_hidden)
+        self.head = MLPHead(cfg.embed_dim, num_classes, cfg.hidden, cfg.dropout)
+        self.probe_only = cfg.probe_only
+
+    def project(self, xs: Sequence[Tensor]) -> list[Tensor]:
+        return self.projector(xs)
+
+    def classify(self, projected: Sequence[Tensor]) -> Tensor:
+        rep = torch.stack(list(projected)).mean(0)
+        return self.head(rep.detach() if self.probe_only else rep)
+
+    def forward(self, xs: Sequence[Tensor], contrast: Sequence[Tensor] | None = None) -> ModelOutput:
+        """`contrast`: the per-modality embeddings for the InfoNCE term (default: the projections)."""
+        projected = self.project(xs)
+        emb = list(contrast) if contrast is not None else projected
+        return ModelOutput(
+            logits=self.classify(projected),
+            embeddings=dict(zip(self.names, emb)),
+            aux_losses={"contrastive": multi_info_nce(emb, self.projector.logit_scale)},
+        )
+
+
+class PerceiverBackend(nn.Module):
+    def __init__(self, in_dims: Sequence[int], num_classes: int, cfg: BackendConfig):
+        super().__init__()
+        self.encoder = Perceiver(
+            in_dims,
+            cfg.num_latents,
+            cfg.token_dim,
+            cfg.tokens_per_modality,
+            cfg.depth,
+            cfg.heads,
+            cfg.attn_dropout,
+        )
+        self.head = MLPHead(cfg.token_dim, num_classes, cfg.hidden, cfg.dropout)
+
+    def forward(self, xs: Sequence[Tensor]) -> ModelOutput:
+        return ModelOutput(logits=self.head(self.encoder(xs)))
+
+
+class MBTBackend(nn.Module):
+    def __init__(self, in_dims: Sequence[int], num_classes: int, cfg: BackendConfig):
+        super().__init__()
+        self.encoder = BottleneckFusion(
+            in_dims,
+            cfg.token_dim,
+            cfg.tokens_per_modality,
+            cfg.num_bottlenecks,
+            cfg.depth,
+            cfg.heads,
+            cfg.attn_dropout,
+        )
+        self.head = MLPHead(cfg.token_dim, num_classes, cfg.hidden, cfg.dropout)
+
+    def forward(self, xs: Sequence[Tensor]) -> ModelOutput:
+        return ModelOutput(logits=self.head(self.encoder(xs)))
+
+
+def moe_hidden(l_star: int, cfg: BackendConfig) -> int:
+    return cfg.expert_hidden if cfg.expert_hidden > 0 else max(1, round(4 * l_star / 3))
+
+
+class UMoEBackend(nn.Module):
+    """Sparse MoE on the shared part: behind PMR (`shared_dim` = l*) the first l* entries of
+    every Z_m (S_m) are tokens of a residual MoE and the specific parts T_m pass through;
+    alone, every view is first projected linearly to l* = min dims. Concat -> MLP head."""
+
+    def __init__(self, in_dims: Sequence[int], num_classes: int, cfg: BackendConfig, shared_dim: int | None):
+        super().__init__()
+        self.shared_dim = shared_dim
+        if shared_dim is None:
+            d = min(in_dims)
+            self.inputs = nn.ModuleList(nn.Linear(i, d) for i in in_dims)
+            head_in = d * len(in_dims)
+        else:
+            d = shared_dim
+            self.inputs = None
+            head_in = sum(in_dims)
+        self.moe = SparseMoE(d, moe_hidden(d, cfg), cfg.num_experts, cfg.top_k, cfg.num_shared_experts)
+        self.head = MLPHead(head_in, num_classes, cfg.hidden, cfg.dropout)
+
+    def forward(self, xs: Sequence[Tensor]) -> ModelOutput:
+        if self.inputs is None:
+            tokens = torch.stack([x[:, : self.shared_dim] for x in xs], 1)
+            rest = [x[:, self.shared_dim :] for x in xs]
+        else:
+            tokens = torch.stack([p(x) for p, x in zip(self.inputs, xs)], 1)
+            rest = []
+        mixed = tokens + self.moe(tokens)
+        feats = torch.cat([mixed.flatten(1), *rest], -1)
+        return ModelOutput(logits=self.head(feats), aux_losses={"load_balance": self.moe.aux_loss})
+
+
+# ----------------------------------------------------------------------------- composed models
+
+
+class BackendFusion(FusionModel):
+    """A back-end used alone on the raw views."""
+
+    def __init__(self, dims: dict[str, int], backend: nn.Module, loss_weights: dict[str, float]):
+        super().__init__(list(dims))
+        self.backend = backend
+        self.loss_weights = dict(loss_weights)
+
+    def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
+        return self.backend(self.views(features))
+
+
+class PMRContrastive(PMRFusion):
+    """PMR -> CMMP. The classifier reads the projections of the full Z_m. The retrieval
+    embedding of modality m (and the InfoNCE term) is computed from modality m alone (the
+    others zeroed, as in the missing protocol): the mean projection of the Z_j that PMR makes
+    from V_m only. With both views present, Z_m's shared part comes from the other modality,
+    so an embedding of the full Z_m would leak the paired sample into the query."""
+
+    def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
+        views = self.views(features)
+        rec = self.pmr(views)
+        own = []
+        for m in range(len(views)):
+            alone = [v if j == m else torch.zeros_like(v) for j, v in enumerate(views)]
+            own.append(torch.stack(self.backend.project(self.pmr(alone).fused)).mean(0))
+        out = self.backend(rec.fused, contrast=own)
+        out.aux_losses["preserve"] = preservation_loss(
+            self.preservation, views, rec.reconstructed, self.strict_reduction
+        )
+        return out
+
+
+def _backend_cfg(cfg) -> BackendConfig:
+    names = {f.name for f in dataclasses.fields(BackendConfig)}
+    return BackendConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names})
+
+
+def _make_backend(kind: str, in_dims, names, num_classes, cfg: BackendConfig, shared_dim):
+    if kind == "cmmp":
+        return CMMPBackend(in_dims, names, num_classes, cfg), {"contrastive": cfg.contrast_weight}
+    if kind == "perceiver":
+        return PerceiverBackend(in_dims, num_classes, cfg), {}
+    if kind == "mbt":
+        return MBTBackend(in_dims, num_classes, cfg), {}
+    if kind == "umoe":
+        return UMoEBackend(in_dims, num_classes, cfg, shared_dim), {"load_balance": cfg.balance_weight}
+    raise ValueError(kind)
+
+
+def _standalone(kind: str):
+    def build(dims, num_classes, cfg: BackendConfig):
+        backend, weights = _make_backend(kind, list(dims.values()), list(dims), num_classes, cfg, None)
+        return BackendFusion(dims, backend, weights)
+
+    return build
+
+
+def _with_pmr(kind: str, preservation: str):
+    def build(dims, num_classes, cfg: PMRBackendConfig):
+        l_star = min(dims.values())
+        in_dims = [d + l_star for d in dims.values()]
+        bcfg = _backend_cfg(cfg)
+        backend, weights = _make_backend(kind, in_dims, list(dims), num_classes, bcfg, l_star)
+        cls = PMRContrastive if kind == "cmmp" else PMRFusion
+        model = cls(dims, cfg, preservation, backend)
+        model.loss_weights.update(weights)
+        return model
+
+    return build
+
+
+def _srht(preservation: str):
+    def build(dims, num_classes, cfg: SRHTConfig):
+        l_star = min(dims.values())
+        backend = ConcatBackend(sum(d + l_star for d in dims.values()), num_classes, cfg.hidden, cfg.dropout)
+        return PMRFusion(dims, cfg, preservation, backend)
+
+    return build
+
+
+_DESCRIPTIONS = {
+    "cmmp": "CLIP-style projections to a shared space, symmetric InfoNCE aux, classifier on their mean",
+    "perceiver": "Perceiver: latent array cross-attending to per-modality vector tokens",
+    "mbt": "MBT: per-modality transformer layers exchanging only bottleneck tokens",
+    "umoe": "sparse MoE (4 routed top-k SwiGLU experts + 1 shared) with load-balancing aux",
+}
+_PRES = {"sg": ("strict", "strict"), "rg": ("relaxed", "relaxed")}
+
+for _kind, _desc in _DESCRIPTIONS.items():
+    register_method(_kind, BackendConfig, _desc)(_standalone(_kind))
+    for _prefix, (_pres, _word) in _PRES.items():
+        register_method(f"{_prefix}-{_kind}", PMRBackendConfig, f"PMR ({_word} preservation) -> {_kind}")(
+            _with_pmr(_kind, _pres)
+        )
+    del _prefix, _pres, _word
+register_method("sg-srht", SRHTConfig, "PMR with parameter-free SRHT maps (strict) -> concat head")(
+    _srht("strict")
+)
+register_method("rg-srht", SRHTConfig, "PMR with parameter-free SRHT maps (relaxed) -> concat head")(
+    _srht("relaxed")
+)
+
+__all__ = [
+    "BackendConfig",
+    "BackendFusion",
+    "CMMPBackend",
+    "MBTBackend",
+    "PMRBackendConfig",
+    "PMRContrastive",
+    "PerceiverBackend",
+    "SRHTConfig",
+    "UMoEBackend",
+]

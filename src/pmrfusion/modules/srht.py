@@ -1,0 +1,93 @@
+"""Subsampled randomized Hadamard transform (SRHT): a parameter-free PMR mapping.
+
+    y = sqrt(N / k) * S H D pad(x)
+
+with D a diagonal of random signs (N), H the orthonormal Walsh-Hadamard matrix (N x N,
+N = next power of two >= max(in, out)), S a subsample of k = out rows without replacement.
+E||y||^2 = ||x||^2 over the subsample, and with k = N (no subsampling) the map is orthogonal,
+so `SRHT.inverse` recovers x exactly. Signs and rows are buffers drawn from a seeded
+`torch.Generator` (seed drawn from the global torch RNG when not given, so `torch.manual_seed`
+makes them reproducible).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.modules.mappings import register_mapping
+
+
+def next_pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def fwht(x: Tensor, normalize: bool = True) -> Tensor:
+    """Fast Walsh-Hadamard transform over the last dim (a power of two), O(N log N).
+
+    Sylvester ordering, i.e. x @ scipy.linalg.hadamard(N) (divided by sqrt(N) when
+    `normalize`, which makes it orthonormal and its own inverse).
+    """
+    n = x.shape[-1]
+    if n & (n - 1) or n == 0:
+        raise PMRFusionError(f"FWHT needs a power-of-two length, got {n}")
+    lead = x.shape[:-1]
+    y = x.reshape(-1, n)
+    h = 1
+    while h < n:
+        y = y.reshape(-1, n // (2 * h), 2, h)
+        a, b = y[:, :, 0, :], y[:, :, 1, :]
+        y = torch.stack((a + b, a - b), dim=2)
+        h *= 2
+    y = y.reshape(*lead, n)
+    return y / math.sqrt(n) if normalize else y
+
+
+class SRHT(nn.Module):
+    """in_dim -> out_dim SRHT; no learnable parameters."""
+
+    def __init__(self, in_dim: int, out_dim: int, seed: int | None = None, subsample: bool = True):
+        super().__init__()
+        if in_dim < 1 or out_dim < 1:
+            raise PMRFusionError(f"SRHT dims must be >= 1, got {in_dim} -> {out_dim}")
+        self.in_dim, self.out_dim = int(in_dim), int(out_dim)
+        self.size = next_pow2(max(in_dim, out_dim))
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        gen = torch.Generator().manual_seed(int(seed))
+        signs = torch.randint(0, 2, (self.size,), generator=gen).float() * 2 - 1
+        if subsample:
+            rows = torch.randperm(self.size, generator=gen)[: self.out_dim].sort().values
+        else:
+            if self.out_dim != self.size:
+                raise PMRFusionError("SRHT without subsampling needs out_dim == next power of two")
+            rows = torch.arange(self.size)
+        self.register_buffer("signs", signs)
+        self.register_buffer("rows", rows)
+        self.scale = math.sqrt(self.size / self.out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_dim:
+            raise PMRFusionError(f"SRHT expects last dim {self.in_dim}, got {x.shape[-1]}")
+        pad = self.size - self.in_dim
+        if pad:
+            x = torch.nn.functional.pad(x, (0, pad))
+        y = fwht(x * self.signs)
+        return self.scale * y.index_select(-1, self.rows)
+
+    def inverse(self, y: Tensor) -> Tensor:
+        """The adjoint (transpose): unbiased back-projection, exact inverse when out = N."""
+        full = y.new_zeros(*y.shape[:-1], self.size)
+        full[..., self.rows] = y * self.scale
+        return (fwht(full) * self.signs)[..., : self.in_dim]
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_dim}, out={self.out_dim}, N={self.size}"
+
+
+register_mapping("srht", lambda i, o: SRHT(i, o))
+
+__all__ = ["SRHT", "fwht", "next_pow2"]
