@@ -7,13 +7,15 @@ Two modes, side by side (QMF paper eqs 9-18 vs the official code, QingyangZhang/
 | history kappa_i | running *mean* of the per-sample CE over updates (eq. 14) | running *sum*, never reset |
 | normalisation of kappa | min-max over rows seen so far | min-max over *all* rows, unseen rows = 0 |
 | pairs (i, j) | every ordered pair i != j in the batch | i with the next row (cyclic roll by -1) |
-| penalty, t = sign(k_i - k_j) | max(0, t (w_i - w_j) + abs(k_i - k_j)): the gap acts as a margin | max(0, t (w_i - w_j) - abs(k_i - k_j)): the gap acts as slack |
+| penalty (t = sign(dk)) | relu(t dw + abs(dk)): gap is a margin | relu(t dw - abs(dk)): gap is slack |
 
-Both guard max == min (all kappa equal -> normalised kappa 0, so t = 0 and the loss is 0; the official
-code divides 0/0 there). Eq. 16 as printed puts sign(w_i - w_j) on the kappa gap and abs(w_i - w_j)
-as the margin; taken literally its gradient only pulls weights together, never reorders them. We read
-it as the CRL ranking loss it adapts (sign from the history, margin from the history gap), which is
-the form eq. 15 asks for.
+dw = w_i - w_j, dk = k_i - k_j. Both guard max == min: all kappa equal -> normalised kappa 0,
+so t = 0 and the loss is 0 (the official code divides 0/0 there).
+
+Eq. 16 as printed puts sign(w_i - w_j) on the kappa gap and abs(w_i - w_j) as the margin; taken
+literally its gradient only pulls weights together, never reorders them. We read it as the CRL
+ranking loss it adapts (sign from the history, margin from the history gap), which is the form
+eq. 15 asks for.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ def energy(logits: Tensor, temperature: float = 1.0) -> Tensor:
     return -temperature * torch.logsumexp(logits / temperature, dim=-1)
 
 
-def energy_weights(logits: Tensor, alpha: float = -0.1, beta: float = 0.0, temperature: float = 1.0) -> Tensor:
+def energy_weights(
+    logits: Tensor, alpha: float = -0.1, beta: float = 0.0, temperature: float = 1.0
+) -> Tensor:
     """Eq. 9 with the energy as uncertainty: w = alpha * Energy + beta, shape (B,).
 
     The defaults (alpha = -0.1, beta = 0, T = 1) are the official code's `logsumexp(z) / 10`.
