@@ -1,0 +1,56 @@
+"""pmrfusion: multimodal fusion that survives missing and noisy modalities.
+
+PMR (physics-inspired reconfiguration) and its rivals under one API, with the robustness
+protocols and benchmarks of the papers, on real feature datasets.
+"""
+
+from pmrfusion.bench.runner import RunSpec, evaluate, fit_method, run_grid
+from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.loaders import available_datasets, load_dataset
+from pmrfusion.data.tensors import PreparedData, TensorSplit, prepare
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.eval.metrics import classification_metrics
+from pmrfusion.eval.protocols import available_protocols, conditions, register_protocol
+from pmrfusion.methods import FusionModel, available_methods, build_method, method_config, register_method
+from pmrfusion.modules.reconfiguration import Reconfiguration
+from pmrfusion.objectives.preservation import preservation_loss
+from pmrfusion.optim import OptimizerSpec
+from pmrfusion.train.checkpoint import load_checkpoint, save_checkpoint
+from pmrfusion.train.trainer import TrainConfig, predict, seed_everything, train
+from pmrfusion.types import Batch, ModelOutput
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Batch",
+    "FusionModel",
+    "ModelOutput",
+    "MultimodalData",
+    "OptimizerSpec",
+    "PMRFusionError",
+    "PreparedData",
+    "Reconfiguration",
+    "RunSpec",
+    "TensorSplit",
+    "TrainConfig",
+    "available_datasets",
+    "available_methods",
+    "available_protocols",
+    "build_method",
+    "classification_metrics",
+    "conditions",
+    "evaluate",
+    "fit_method",
+    "load_checkpoint",
+    "load_dataset",
+    "method_config",
+    "predict",
+    "prepare",
+    "preservation_loss",
+    "register_method",
+    "register_protocol",
+    "run_grid",
+    "save_checkpoint",
+    "seed_everything",
+    "train",
+]

@@ -1,0 +1,71 @@
+"""Training throughput, inference latency and PMR's FLOP/s vs the matmul roofline, on CUB.
+
+Usage: python scripts/bench_speed.py [--threads 2] [--methods concat,late,sg-concat,rg-concat]
+Prints markdown tables (copied into BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import torch
+
+from pmrfusion.analysis.throughput import inference_latency, matmul_roofline, training_step_cost
+from pmrfusion.data.loaders import load_dataset
+from pmrfusion.data.tensors import prepare
+from pmrfusion.methods import build_method
+from pmrfusion.train.trainer import seed_everything
+
+
+def batch_of(split, size: int):
+    rows = torch.arange(size) % len(split)
+    return {m: x[rows] for m, x in split.features.items()}, split.labels[rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--methods", default="concat,late,sg-concat,rg-concat")
+    ap.add_argument("--dataset", default="cub")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    data = prepare(load_dataset(args.dataset), 0.15, 0)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {args.threads}"
+    )
+    print(f"dataset: {data.name} dims {data.dims}, {data.num_classes} classes\n")
+
+    print("| method | params | train samples/s (batch 64) | latency batch 1 (ms) | latency test set (ms) |")
+    print("|---|---|---|---|---|")
+    for name in args.methods.split(","):
+        seed_everything(0)
+        model = build_method(name, data.dims, data.num_classes)
+        params = sum(p.numel() for p in model.parameters())
+        feats, labels = batch_of(data.train, 64)
+        cost = training_step_cost(model, feats, labels)
+        one = {m: x[:1] for m, x in data.test.features.items()}
+        lat1 = inference_latency(model, one) * 1e3
+        lat_all = inference_latency(model, data.test.features) * 1e3
+        print(f"| {name} | {params:,} | {cost.samples_per_second:,.0f} | {lat1:.3f} | {lat_all:.2f} |")
+
+    roof = matmul_roofline()
+    print(f"\nmatmul roofline (2048x2048 float32, same run): {roof / 1e9:.1f} GFLOP/s\n")
+    print(
+        "| method | batch | FLOPs/step (fwd+bwd) | step time (ms) | achieved GFLOP/s | fraction of matmul roofline |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name in ("sg-concat",):
+        for bs in (64, 256, 1024, 4096):
+            seed_everything(0)
+            model = build_method(name, data.dims, data.num_classes)
+            feats, labels = batch_of(data.train, bs)
+            cost = training_step_cost(model, feats, labels, repeats=10)
+            print(
+                f"| {name} | {bs} | {cost.flops / 1e9:.2f} G | {cost.seconds * 1e3:.1f} | "
+                f"{cost.flops_per_second / 1e9:.1f} | {cost.flops_per_second / roof:.0%} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
