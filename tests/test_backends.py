@@ -144,6 +144,16 @@ def test_pmr_cmmp_embedding_uses_only_its_own_modality():
     y = {"img": x["img"], "txt": torch.randn(4, 7)}
     torch.testing.assert_close(model(x).embeddings["img"], model(y).embeddings["img"])
     assert not torch.allclose(model(x).embeddings["txt"], model(y).embeddings["txt"])
+    # and it equals the mean projection of PMR's outputs with the text zeroed
+    alone = model.pmr([x["img"], torch.zeros(4, 7)]).fused
+    ref = torch.stack(model.backend.project(alone)).mean(0)
+    torch.testing.assert_close(model(x).embeddings["img"], ref)
+    # the preservation term equals the block's own reconstruction
+    from pmrfusion.objectives.preservation import preservation_loss
+
+    rec = model.pmr([x["img"], x["txt"]])
+    want = preservation_loss("relaxed", [x["img"], x["txt"]], rec.reconstructed)
+    torch.testing.assert_close(model(x).aux_losses["preserve"], want)
 
 
 def test_ffn_ablation_is_parameter_matched():

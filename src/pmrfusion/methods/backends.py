@@ -189,15 +189,36 @@ class PMRContrastive(PMRFusion):
 
     def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
         views = self.views(features)
-        rec = self.pmr(views)
+        pmr = self.pmr
+        M = len(views)
+        # one pass for the full inputs and one (a single row) for all-zero inputs; the
+        # "modality m alone" outputs mix the two without recomputing the large maps
+        dis = [p(v) for p, v in zip(pmr.dissolve, views)]
+        dis0 = [p(v.new_zeros(1, v.shape[1])) for p, v in zip(pmr.dissolve, views)]
+
+        def parts(h):
+            shared = [pmr.shared_maps[m](h[k][:, : pmr.bounds[k]]) for m, k in enumerate(pmr.next)]
+            specific = [p(x[:, bd:]) for p, x, bd in zip(pmr.specific_maps, h, pmr.bounds)]
+            return shared, specific
+
+        (S, T), (S0, T0) = parts(dis), parts(dis0)
+        fused = [torch.cat([s, t], -1) for s, t in zip(S, T)]
         own = []
-        for m in range(len(views)):
-            alone = [v if j == m else torch.zeros_like(v) for j, v in enumerate(views)]
-            own.append(torch.stack(self.backend.project(self.pmr(alone).fused)).mean(0))
-        out = self.backend(rec.fused, contrast=own)
-        out.aux_losses["preserve"] = preservation_loss(
-            self.preservation, views, rec.reconstructed, self.strict_reduction
-        )
+        for m in range(M):
+            alone = [
+                torch.cat(
+                    [
+                        S[j] if pmr.next[j] == m else S0[j].expand_as(S[j]),
+                        T[j] if j == m else T0[j].expand_as(T[j]),
+                    ],
+                    -1,
+                )
+                for j in range(M)
+            ]
+            own.append(torch.stack(self.backend.project(alone)).mean(0))
+        out = self.backend(fused, contrast=own)
+        recon = [p(z) for p, z in zip(pmr.recon_maps, fused)]
+        out.aux_losses["preserve"] = preservation_loss(self.preservation, views, recon, self.strict_reduction)
         return out
 
 
