@@ -164,3 +164,27 @@ def test_ffn_ablation_is_parameter_matched():
     for f, target in zip(ffn.maps, pmr_params_per_modality(dims, 4, 0.5)):
         got = sum(p.numel() for p in f.parameters())
         assert abs(got - target) / target < 0.02
+
+
+def test_analyses_smoke(tmp_path):
+    import numpy as np
+
+    from pmrfusion.analysis.pmr_analyses import cost, gradient_cosine
+    from pmrfusion.data.dataset import MultimodalData
+
+    recs, md = cost(
+        {"a": 12, "b": 7}, 3, methods=("concat", "rg-srht", "rg-umoe"), batch=4, png=tmp_path / "c.png"
+    )
+    assert all(r["params"] > 0 and r["flops_per_sample"] > 0 for r in recs)
+    assert "| rg-umoe |" in md and (tmp_path / "c.png").exists()
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    feats = {
+        "a": rng.normal(size=(60, 12)).astype("float32"),
+        "b": rng.normal(size=(60, 7)).astype("float32"),
+    }
+    data = MultimodalData("toy", feats, y, {"train": np.arange(48), "test": np.arange(48, 60)})
+    recs, md = gradient_cosine(data, epochs=1, png=tmp_path / "g.png")
+    dec_out = [r["cos"] for r in recs if r["variant"] == "decoupled" and r["where"] == "output"]
+    assert dec_out and all(c == 0.0 for c in dec_out)  # preservation never reaches Z when decoupled
+    assert all(-1.0 <= r["cos"] <= 1.0 for r in recs) and (tmp_path / "g.png").exists()

@@ -19,6 +19,7 @@ class AblationConfig:
     n: int = 4  # PMR expansion the FFN is matched to
     b: float = 0.5
     match_params: bool = True  # False: hidden = n * d (the paper's d -> nd -> d)
+    width_ratio: float = 0.0  # > 0: hidden = floor(width_ratio * d), overriding the two above
     hidden: int = 256
     dropout: float = 0.2
 
@@ -53,7 +54,10 @@ def _ffn(dims, num_classes, cfg: AblationConfig):
     targets = pmr_params_per_modality(dims, cfg.n, cfg.b)
     maps = []
     for d, t in zip(dims.values(), targets):
-        h = matched_hidden(d, t) if cfg.match_params else cfg.n * d
+        if cfg.width_ratio > 0:
+            h = max(1, int(cfg.width_ratio * d))
+        else:
+            h = matched_hidden(d, t) if cfg.match_params else cfg.n * d
         maps.append(nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, d)))
     return MapThenConcat(dims, num_classes, maps, cfg)
 
