@@ -122,3 +122,15 @@ def test_iid_q_trains_on_handwritten():
     train(model, p.train, p.val, TrainConfig(epochs=4, patience=4))
     acc = float((predict(model, p.test.features).argmax(-1) == p.test.labels).float().mean())
     assert acc >= 0.9
+
+
+def test_analysis_wasserstein_of_a_translation_is_the_shift():
+    pytest.importorskip("ot")
+    from pmrfusion.analysis.coherence import mean_pairwise_wasserstein, wasserstein2
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=g)
+    shift = torch.tensor([3.0, 0.0, 4.0, 0.0])
+    assert wasserstein2(x, x.clone()) == pytest.approx(0.0, abs=1e-6)
+    assert wasserstein2(x, x + shift) == pytest.approx(5.0, abs=1e-5)
+    assert mean_pairwise_wasserstein([x, x, x + shift]) == pytest.approx(10.0 / 3.0, abs=1e-5)

@@ -160,3 +160,16 @@ def test_qmf_trains_on_handwritten():
     train(model, p.train, p.val, TrainConfig(epochs=6, patience=6))
     acc = float((predict(model, p.test.features).argmax(-1) == p.test.labels).float().mean())
     assert acc >= 0.9
+
+
+def test_analysis_weights_and_pearson():
+    from pmrfusion.analysis.weights import pearson, weights_and_losses
+
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(pearson([1, 1, 1], [1, 2, 3]))
+    b = _tiny_batch()
+    for name in ("qmf", "late"):  # late falls back to the max softmax probability
+        model = build_method(name, {"m0": 5, "m1": 5}, 3, hidden=8)
+        w, loss = weights_and_losses(model, b.features, b.present, b.labels)
+        assert set(w) == {"m0", "m1"} and w["m0"].shape == (6,) and loss["m1"].shape == (6,)
