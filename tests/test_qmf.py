@@ -73,7 +73,7 @@ def test_history_modes_and_guard():
     assert torch.allclose(code, torch.tensor([0.5, 1.0, 0.0, 0.0]))
     paper = h.kappa(0, rows, "paper")
     assert torch.allclose(paper, torch.tensor([1 / 3, 1.0, 0.0, 0.0]))
-    assert h.size >= 6
+    assert h.size == 3  # reading row 5 did not grow the buffer
 
 
 def test_history_by_row_id_survives_shuffling():
@@ -173,3 +173,13 @@ def test_analysis_weights_and_pearson():
         model = build_method(name, {"m0": 5, "m1": 5}, 3, hidden=8)
         w, loss = weights_and_losses(model, b.features, b.present, b.labels)
         assert set(w) == {"m0", "m1"} and w["m0"].shape == (6,) and loss["m1"].shape == (6,)
+
+
+def test_reading_history_never_grows_it():
+    h = LossHistory(1, 4)
+    h.update(0, torch.tensor([0, 1]), torch.tensor([1.0, 3.0]))
+    k = h.kappa(0, torch.tensor([0, 1, 9]), "code")  # row 9 is past the buffer
+    assert h.size == 4
+    assert torch.allclose(k, torch.tensor([1 / 3, 1.0, 0.0]))
+    assert torch.allclose(h.kappa(0, torch.tensor([0, 1, 9]), "paper"), torch.tensor([0.0, 1.0, 0.0]))
+    assert torch.equal(LossHistory(2).kappa(1, torch.tensor([3]), "paper"), torch.zeros(1))

@@ -117,15 +117,23 @@ class LossHistory(nn.Module):
     def kappa(self, m: int, index: Tensor, mode: str) -> Tensor:
         """Normalised history of rows `index` for modality m (zeros for unseen rows)."""
         index = index.long().to(self.total.device)
-        self._grow(int(index.max()) + 1 if index.numel() else 0)
+        inside = index < self.size  # rows past the buffer are unseen; reading never grows it
+        safe = torch.where(inside, index, torch.zeros_like(index))
         total, count = self.total[m], self.count[m]
+        if self.size == 0:
+            return torch.zeros(index.shape, dtype=torch.float32, device=index.device)
         if mode == "code":
-            return normalise_history(total[index], total).float()
+            k = normalise_history(total[safe], total)
+            if not bool(inside.all()):  # unseen rows count as history 0 in the min-max
+                k = normalise_history(
+                    torch.where(inside, total[safe], torch.zeros_like(k)),
+                    torch.cat([total, total.new_zeros(1)]),
+                )
+            return k.float()
         seen = count > 0
         mean = torch.where(seen, total / count.clamp_min(1.0), torch.zeros_like(total))
-        ref = mean[seen]
-        k = normalise_history(mean[index], ref)
-        return torch.where(seen[index], k, torch.zeros_like(k)).float()
+        k = normalise_history(mean[safe], mean[seen])
+        return torch.where(inside & seen[safe], k, torch.zeros_like(k)).float()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("total", "count"):
