@@ -55,6 +55,10 @@ def mean_of(records, method, conds, metric="accuracy"):
     return np.array([np.mean(v) for v in per_seed.values()])
 
 
+def nseeds(records) -> int:
+    return len({r["seed"] for r in records})
+
+
 def load_or_run(name, fn):
     path = RAW / f"{name}.json"
     if path.exists():
@@ -81,10 +85,11 @@ def main() -> None:
     md = [
         "# PMR family: small benchmark",
         "",
-        f"Produced by `scripts/bench_pmr_family.py` ({args.seeds} seeds, up to {args.epochs} epochs, "
+        f"Produced by `scripts/bench_pmr_family.py` (up to {args.epochs} epochs, "
         f"early stopping with patience {args.patience} on a 15% validation split carved from train; "
         "AdamW lr 1e-3, batch 64; PMR parameters use the paper's extra SGD (lr 2.5e-4) by default). "
-        "Cells: mean ± std over seeds (worst seed). Features are standardised on train rows; absent "
+        "Cells: mean ± std over seeds (worst seed); the seed count of each section is in its heading. "
+        "Features are standardised on train rows; absent "
         "modalities are zeros (the papers' protocol).",
         "",
     ]
@@ -95,7 +100,8 @@ def main() -> None:
             "wikipedia", lambda: run_retrieval(data, ["cmmp", "rg-cmmp", "sg-cmmp"], seeds, wtc)
         )
         md += [
-            "## Wikipedia retrieval (2173 train / 693 test pairs, img 128-d SIFT-BoW, txt 10-d LDA)",
+            f"## Wikipedia retrieval ({nseeds(recs)} seeds; 2173 train / 693 test pairs, img 128-d SIFT-BoW, "
+            "txt 10-d LDA)",
             "",
             "Objective: InfoNCE only for the embeddings (+ preservation for PMR); the classifier is a "
             "detached probe used for early stopping. mAP: category-match relevance over the whole test "
@@ -124,7 +130,7 @@ def main() -> None:
         recs = load_or_run("cub", lambda: run_grid(data, spec))
         conds = ["clean", "keep:img", "keep:txt"]
         md += [
-            "## CUB (10 classes, 480 train / 120 test; img 1024, txt 300): accuracy",
+            f"## CUB ({nseeds(recs)} seeds; 10 classes, 480 train / 120 test; img 1024, txt 300): accuracy",
             "",
             pivot(recs, conds, methods),
             "",
@@ -139,7 +145,8 @@ def main() -> None:
         recs = load_or_run("pie", lambda: run_grid(data, spec))
         conds = list(dict.fromkeys(r["condition"] for r in recs))
         md += [
-            "## PIE (68 classes, 544 train / 136 test; intensity 484, lbp 256, gabor 279): "
+            f"## PIE ({nseeds(recs)} seeds; 68 classes, 544 train / 136 test; "
+            "intensity 484, lbp 256, gabor 279): "
             "7-subset missing table",
             "",
             "`clean` = all three present; `missing:X` = X absent; `keep:X` = only X present.",
