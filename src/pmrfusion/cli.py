@@ -1,4 +1,4 @@
-"""`pmrfusion` command line: datasets, methods, train, eval, bench."""
+"""`pmrfusion` command line: datasets, methods, train, eval, bench (and --suite), report."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from pmrfusion.commands import register_all
 from pmrfusion.data.loaders import available_datasets, load_dataset
 from pmrfusion.data.tensors import prepare, to_split
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.eval.protocols import check_protocol
+from pmrfusion.eval.protocols import available_protocols, check_protocol
 from pmrfusion.methods import available_methods, method_config
+from pmrfusion.train import distributed
 from pmrfusion.train.checkpoint import load_checkpoint, save_checkpoint
 from pmrfusion.train.trainer import TrainConfig
 
@@ -32,6 +33,9 @@ DataRoot = Annotated[
 ]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="method option key=value (repeatable), e.g. n=8")
+]
+LabelNoise = Annotated[
+    float, typer.Option("--label-noise", help="fraction of training labels flipped (seeded), 0..1")
 ]
 
 
@@ -52,10 +56,14 @@ def split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def train_config(epochs: int, lr: float, batch_size: int, quiet: bool) -> TrainConfig:
+def train_config(
+    epochs: int, lr: float, batch_size: int, quiet: bool, label_noise: float = 0.0
+) -> TrainConfig:
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise PMRFusionError("epochs and batch size must be >= 1 and lr > 0")
-    return TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, quiet=quiet)
+    if not 0.0 <= label_noise <= 1.0:
+        raise PMRFusionError(f"--label-noise must be in [0, 1], got {label_noise}")
+    return TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, quiet=quiet, label_noise=label_noise)
 
 
 @app.command()
@@ -98,24 +106,35 @@ def train_cmd(
     save: Annotated[Path | None, typer.Option(help="write a checkpoint here")] = None,
     data_root: DataRoot = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    label_noise: LabelNoise = 0.0,
 ) -> None:
-    """Train one method on one dataset; report validation and clean test accuracy."""
+    """Train one method on one dataset; report validation and clean test accuracy.
+
+    Under `torchrun --nproc_per_node N -m pmrfusion train ...` it trains with
+    DistributedDataParallel (--batch-size is the global batch); rank 0 logs and saves.
+    """
     overrides = parse_sets(set_)
     method_config(method, **overrides)
+    tc = train_config(epochs, lr, batch_size, quiet, label_noise)
     data = load_dataset(dataset, data_root)
     prepared = prepare(data, seed=seed)
-    model, result = fit_method(method, prepared, seed, overrides, train_config(epochs, lr, batch_size, quiet))
-    recs = evaluate(model, prepared, ["clean"], seed, {"dataset": data.name, "method": method})
-    acc = next(r["value"] for r in recs if r["metric"] == "accuracy")
-    console.print(
-        f"{method} on {data.name}: best epoch {result.best_epoch}/{result.epochs_run}, "
-        f"val accuracy {result.best_val_accuracy:.4f}, test accuracy {acc:.4f}"
-    )
-    if save is not None:
-        save_checkpoint(
-            save, model, method, overrides, prepared.dims, prepared.num_classes, prepared.scaler, dataset
+    with distributed.distributed_session() as ctx:
+        model, result = fit_method(method, prepared, seed, overrides, tc)
+        if ctx is not None and not ctx.is_main:
+            return
+        recs = evaluate(model, prepared, ["clean"], seed, {"dataset": data.name, "method": method})
+        acc = next(r["value"] for r in recs if r["metric"] == "accuracy")
+        where = f" ({ctx.world_size} processes, {ctx.device.type})" if ctx is not None else ""
+        flipped = f", {result.flipped_labels} training labels flipped" if result.flipped_labels else ""
+        console.print(
+            f"{method} on {data.name}{where}: best epoch {result.best_epoch}/{result.epochs_run}, "
+            f"val accuracy {result.best_val_accuracy:.4f}, test accuracy {acc:.4f}{flipped}"
         )
-        console.print(f"checkpoint written to {save}")
+        if save is not None:
+            save_checkpoint(
+                save, model, method, overrides, prepared.dims, prepared.num_classes, prepared.scaler, dataset
+            )
+            console.print(f"checkpoint written to {save}")
 
 
 @app.command("eval")
@@ -134,7 +153,12 @@ def eval_cmd(
     data = load_dataset(dataset or meta["dataset"], data_root)
     if data.dims != meta["dims"]:
         raise PMRFusionError(f"dataset dims {data.dims} do not match the checkpoint's {meta['dims']}")
+    if set(scaler.mean) != set(data.modalities):
+        raise PMRFusionError(f"dataset modalities {data.modalities} do not match the checkpoint's")
     prepared = prepare(data, seed=seed)
+    # scale with the checkpoint's statistics; train min/max (salt_pepper, conflict) come from
+    # the training rows of this seed's split, scaled the same way
+    prepared.train = to_split(data, prepared.train.index.numpy(), scaler)
     prepared.test = to_split(data, data.split("test"), scaler)
     recs = evaluate(model, prepared, protos, seed, {"dataset": data.name, "method": meta["method"]})
     _print_summary(recs, len(data.modalities))
@@ -164,9 +188,14 @@ def _print_summary(records: list[dict], num_modalities: int) -> None:
 @app.command()
 def bench(
     dataset: Annotated[str, typer.Option(help="built-in name or path to .npz/.mat")] = "handwritten",
-    methods_: Annotated[str, typer.Option("--methods", help="comma-separated")] = "concat,late,sg-concat",
-    protocols: Annotated[str, typer.Option(help="comma-separated")] = "clean,missing,gaussian",
-    seeds: Annotated[int, typer.Option(help="number of seeds (0..seeds-1)")] = 3,
+    methods_: Annotated[
+        str | None,
+        typer.Option("--methods", help="comma-separated (default concat,late,sg-concat; suite: all)"),
+    ] = None,
+    protocols: Annotated[
+        str | None, typer.Option(help="comma-separated (default clean,missing,gaussian; suite: all)")
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(help="number of seeds 0..seeds-1 (3; suite: 5)")] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/bench"),
     epochs: int = 150,
     lr: float = 1e-3,
@@ -174,16 +203,38 @@ def bench(
     set_: SetOpt = None,
     data_root: DataRoot = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    label_noise: LabelNoise = 0.0,
+    suite: Annotated[
+        str | None,
+        typer.Option(help="run a named suite ('paper': every dataset x method x protocol, resumable)"),
+    ] = None,
+    datasets_: Annotated[
+        str | None, typer.Option("--datasets", help="suite only: comma-separated datasets to keep")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="suite only: cells run in N worker processes")] = 1,
 ) -> None:
-    """Train methods x seeds, evaluate every protocol; print a summary and write DIR/results.*."""
+    """Train methods x seeds, evaluate every protocol; print a summary and write DIR/results.*.
+
+    With --suite paper: every available dataset x method x seed with every protocol; one
+    file per finished cell under DIR/cells/ so an interrupted run resumes where it stopped.
+    """
+    if suite is not None:
+        _run_suite(
+            suite, datasets_, methods_, protocols, seeds, out, jobs, data_root, quiet, set_,
+            train_config(epochs, lr, batch_size, True, label_noise),
+        )  # fmt: skip
+        return
+    if datasets_ is not None or jobs != 1:
+        raise PMRFusionError("--datasets and --jobs apply to --suite runs only")
+    seeds = 3 if seeds is None else seeds
     if seeds < 1:
         raise PMRFusionError("--seeds must be >= 1")
     spec = RunSpec(
-        methods=split_list(methods_),
-        protocols=split_list(protocols),
+        methods=split_list(methods_ or "concat,late,sg-concat"),
+        protocols=split_list(protocols or "clean,missing,gaussian"),
         seeds=list(range(seeds)),
         method_overrides=parse_sets(set_),
-        train=train_config(epochs, lr, batch_size, True),
+        train=train_config(epochs, lr, batch_size, True, label_noise),
     )
     for m in spec.methods:
         method_config(m)
@@ -214,6 +265,100 @@ def bench(
     _print_summary(records, len(data.modalities))
     elapsed = time.perf_counter() - start
     console.print(f"{len(records)} records written to {out}/results.json (.csv, .md) in {elapsed:.0f}s")
+
+
+def _run_suite(
+    suite: str,
+    datasets_: str | None,
+    methods_: str | None,
+    protocols: str | None,
+    seeds: int | None,
+    out: Path,
+    jobs: int,
+    data_root: Path | None,
+    quiet: bool,
+    set_: list[str] | None,
+    tc: TrainConfig,
+) -> None:
+    from pmrfusion.bench.suite import available, run_suite, suite_spec
+
+    protos = split_list(protocols) if protocols else available_protocols()
+    for p in protos:
+        check_protocol(p)
+    spec = suite_spec(
+        suite,
+        split_list(datasets_) if datasets_ else None,
+        split_list(methods_) if methods_ else None,
+        seeds,
+        protocols=protos,
+        method_overrides=parse_sets(set_),
+        train=tc,
+        data_root=str(data_root) if data_root is not None else None,
+    )
+    for m in spec.methods:
+        method_config(m)
+    spec.datasets, notes = available(spec.datasets, spec.data_root)
+    for note in notes:
+        console.print(f"[yellow]note: {note}[/yellow]")
+    if not spec.datasets:
+        raise PMRFusionError("no dataset of the suite is available (see the notes above)")
+    console.print(
+        f"suite '{suite}': {len(spec.datasets)} datasets x {len(spec.methods)} methods x "
+        f"{len(spec.seeds)} seeds = {len(spec.cells())} cells; protocols {', '.join(spec.protocols)}; "
+        f"{jobs} job(s); output {out}"
+    )
+    start = time.perf_counter()
+    if quiet:
+        result = run_suite(spec, out, jobs)
+    else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("cells", total=len(spec.cells()))
+
+            def on_start(done: int, total: int) -> None:
+                progress.update(task, completed=done, description=f"cells ({done} done before)")
+
+            def on_cell(cell, payload: dict, done: int, total: int) -> None:
+                status = "" if payload["status"] == "ok" else " [yellow]skipped[/yellow]"
+                progress.update(
+                    task, completed=done, description=f"{cell} ({payload['seconds']:.1f}s){status}"
+                )
+
+            result = run_suite(spec, out, jobs, on_cell, on_start)
+    for note in result.notes:
+        console.print(f"[yellow]note: {note}[/yellow]")
+    elapsed = time.perf_counter() - start
+    console.print(
+        f"{result.ran} cells run, {result.reused} reused; {len(result.records)} records in "
+        f"{out}/results.json (.csv, .md) in {elapsed:.0f}s; `pmrfusion report {out}` for the report"
+    )
+
+
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="a bench or suite output folder (results.json)")],
+) -> None:
+    """Write DIR/report.md with PNG figures from DIR/results.json."""
+    from pmrfusion.bench.report import write_report
+
+    path = write_report(directory)
+    console.print(f"report written to {path}")
 
 
 register_all(app)

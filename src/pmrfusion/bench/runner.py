@@ -22,8 +22,13 @@ class RunSpec:
     protocols: Sequence[str] = ("clean", "missing", "gaussian")
     seeds: Sequence[int] = (0, 1, 2, 3, 4)
     method_overrides: dict[str, Any] = field(default_factory=dict)  # applied where a method has the key
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # label noise: train.label_noise
     val_fraction: float = 0.15
+
+    @property
+    def label_noise(self) -> float:
+        """Fraction of training labels flipped (seeded), see `TrainConfig.label_noise`."""
+        return self.train.label_noise
 
 
 def overrides_for(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -51,8 +56,9 @@ def evaluate(
 ) -> list[dict]:
     """Records for every metric of every condition of every protocol."""
     records = []
+    train_range = prepared.train_range
     for proto in protocols:
-        for cond in conditions(proto, prepared.test, seed):
+        for cond in conditions(proto, prepared.test, seed, train_range):
             logits = predict(model, cond.features, cond.present)
             for metric, value in classification_metrics(
                 logits, prepared.test.labels, prepared.num_classes

@@ -48,6 +48,11 @@ class PreparedData:
     def modalities(self) -> list[str]:
         return list(self.dims)
 
+    @property
+    def train_range(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """Per-feature (min, max) of the scaled training rows, for salt-and-pepper and conflict."""
+        return {m: (x.amin(0), x.amax(0)) for m, x in self.train.features.items()}
+
 
 def to_split(data: MultimodalData, rows: np.ndarray, scaler: Standardizer) -> TensorSplit:
     feats, labels = data.take(rows)

@@ -16,6 +16,13 @@ from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import FusionModel, build_method, method_config
 
 FORMAT = "pmrfusion-checkpoint-1"
+REQUIRED_KEYS = ("method", "config", "dims", "num_classes", "dataset", "state_dict", "scaler")
+
+
+def _one_line(e: BaseException) -> str:
+    """`Type: first non-empty line of the message` (torch's unpickling errors span many lines)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
 def save_checkpoint(
@@ -59,16 +66,28 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
-        raise PMRFusionError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        raise PMRFusionError(f"cannot read checkpoint {path}: {_one_line(e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PMRFusionError(f"{path} is not a pmrfusion checkpoint")
+    absent = [k for k in REQUIRED_KEYS if k not in payload]
+    if absent:
+        raise PMRFusionError(f"checkpoint {path} is incomplete: missing {', '.join(absent)}")
+    if not isinstance(payload["config"], dict) or not isinstance(payload["dims"], dict):
+        raise PMRFusionError(f"checkpoint {path} is malformed: config and dims must be mappings")
     model = build_method(payload["method"], payload["dims"], payload["num_classes"], **payload["config"])
     try:
         model.load_state_dict(payload["state_dict"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise PMRFusionError(f"checkpoint {path} does not match its method: {first}") from None
-    scaler = Standardizer.from_state({k: v.numpy() for k, v in payload["scaler"].items()})
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise PMRFusionError(f"checkpoint {path} does not match its method: {_one_line(e)}") from None
+    try:
+        scaler = Standardizer.from_state({k: v.numpy() for k, v in payload["scaler"].items()})
+    except (AttributeError, TypeError) as e:
+        raise PMRFusionError(f"checkpoint {path} has a malformed scaler: {_one_line(e)}") from None
+    if set(scaler.mean) != set(payload["dims"]):
+        raise PMRFusionError(
+            f"checkpoint {path}: scaler modalities {sorted(scaler.mean)} do not match dims "
+            f"{sorted(payload['dims'])}"
+        )
     meta = {k: payload[k] for k in ("method", "config", "dims", "num_classes", "dataset")}
     model.eval()
     return model, meta, scaler

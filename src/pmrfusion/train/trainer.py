@@ -1,4 +1,9 @@
-"""The trainer: total = task CE + sum_i lambda_i * aux_i, per-group optimizers, early stopping."""
+"""The trainer: total = task CE + sum_i lambda_i * aux_i, per-group optimizers, early stopping.
+
+Run under `torchrun` (an initialised process group with world size > 1) the same loop trains
+with DistributedDataParallel, see `pmrfusion.train.distributed`; a single process takes
+exactly the code path it always did.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel
 from pmrfusion.optim import OptimizerSpec
+from pmrfusion.train import distributed
 
 
 @dataclass
@@ -30,6 +36,10 @@ class TrainConfig:
     # None: use the model's `default_group_optimizers`.
     group_optimizers: dict[str, OptimizerSpec] | None = None
     quiet: bool = True
+    # Fraction of training labels flipped before training (seeded by `seed`): exactly
+    # round(label_noise * N) rows get a different class drawn uniformly among the other
+    # classes seen in the training labels. Validation and test labels are never touched.
+    label_noise: float = 0.0
 
 
 @dataclass
@@ -38,6 +48,7 @@ class TrainResult:
     best_val_accuracy: float
     epochs_run: int
     history: list[dict[str, float]]
+    flipped_labels: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -46,9 +57,35 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def total_loss(model: FusionModel, batch: Batch) -> tuple[Tensor, dict[str, float]]:
-    """Task cross-entropy plus the model's weighted auxiliary losses."""
-    out = model(batch.features, batch.present)
+LABEL_NOISE_SALT = 7_919  # keeps the label-flip stream apart from the batch permutation
+
+
+def flip_labels(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(noisy labels, flipped row positions): round(fraction * N) rows get another class.
+
+    The new class is uniform among the *other* classes present in `labels`; seeded.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise PMRFusionError(f"label noise must be a fraction in [0, 1], got {fraction}")
+    classes = torch.unique(labels)
+    k = int(round(fraction * len(labels)))
+    if k == 0 or len(classes) < 2:
+        return labels.clone(), torch.empty(0, dtype=torch.long)
+    gen = torch.Generator().manual_seed(seed * LABEL_NOISE_SALT + 1)
+    rows = torch.randperm(len(labels), generator=gen)[:k].sort().values
+    pos = torch.searchsorted(classes, labels[rows])
+    shift = torch.randint(1, len(classes), (k,), generator=gen)
+    noisy = labels.clone()
+    noisy[rows] = classes[(pos + shift) % len(classes)]
+    return noisy, rows
+
+
+def total_loss(model: FusionModel, batch: Batch, forward=None) -> tuple[Tensor, dict[str, float]]:
+    """Task cross-entropy plus the model's weighted auxiliary losses.
+
+    `forward` (default `model`) runs the forward pass, e.g. a DistributedDataParallel wrapper.
+    """
+    out = (forward or model)(batch.features, batch.present)
     task = F.cross_entropy(out.logits, batch.labels)
     total = task
     parts = {"task": float(task.detach())}
@@ -79,15 +116,32 @@ def _optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimi
 def predict(
     model: FusionModel, features: dict[str, Tensor], present: Tensor | None = None, batch_size: int = 4096
 ) -> Tensor:
-    """Logits for every row, in eval mode."""
+    """Logits for every row, in eval mode (computed on the model's device, returned on CPU)."""
     model.eval()
+    device = _device_of(model)
     n = next(iter(features.values())).shape[0]
     outs = []
     for s in range(0, n, batch_size):
         sl = slice(s, s + batch_size)
-        pres = present[sl] if present is not None else None
-        outs.append(model({m: x[sl] for m, x in features.items()}, pres).logits)
+        pres = present[sl].to(device) if present is not None else None
+        outs.append(model({m: x[sl].to(device) for m, x in features.items()}, pres).logits.cpu())
     return torch.cat(outs)
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _batch_to(batch: Batch, device: torch.device) -> Batch:
+    if device.type == "cpu":
+        return batch
+    return Batch(
+        {m: x.to(device) for m, x in batch.features.items()},
+        batch.present.to(device),
+        batch.labels.to(device),
+        batch.index.to(device),
+    )
 
 
 def _validate(model: FusionModel, val: TensorSplit) -> tuple[float, float]:
@@ -101,12 +155,21 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
     """Train in place; with a validation split, restore the best epoch (accuracy, then loss)."""
     if len(data) == 0:
         raise PMRFusionError("training split is empty")
+    flipped = 0
+    if cfg.label_noise:
+        noisy, rows = flip_labels(data.labels, cfg.label_noise, cfg.seed)
+        data = TensorSplit(data.features, noisy, data.index)
+        flipped = len(rows)
+    ctx = distributed.current()
+    forward = None
+    if ctx is not None:
+        forward = distributed.wrap(model, ctx)
     gen = torch.Generator().manual_seed(cfg.seed)
     opts = _optimizers(model, cfg)
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
     history: list[dict[str, float]] = []
     progress = None
-    if not cfg.quiet:
+    if not cfg.quiet and (ctx is None or ctx.is_main):
         from rich.progress import Progress
 
         progress = Progress(transient=True)
@@ -123,7 +186,14 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
                 rows = perm[s : s + cfg.batch_size]
                 if len(rows) < 2 and len(perm) > 1:
                     continue  # batch-norm-free, but a 1-row batch only adds noise
-                loss, parts = total_loss(model, data.batch(rows))
+                if ctx is None:
+                    loss, parts = total_loss(model, data.batch(rows))
+                else:
+                    if len(rows) < ctx.world_size:
+                        continue  # every rank skips it: no empty shards
+                    mine = distributed.shard(rows, ctx)
+                    loss, parts = total_loss(model, _batch_to(data.batch(mine), ctx.device), forward)
+                    loss = loss * distributed.shard_weight(len(mine), len(rows), ctx)
                 for o in opts:
                     o.zero_grad(set_to_none=True)
                 loss.backward()
@@ -133,6 +203,8 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
                     sums[k] = sums.get(k, 0.0) + v
                 steps += 1
             record = {k: v / max(steps, 1) for k, v in sums.items()}
+            if ctx is not None:
+                record = distributed.all_mean(record, ctx)
             record["epoch"] = epoch
             if val is not None and len(val):
                 acc, vloss = _validate(model, val)
@@ -159,4 +231,4 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
     else:
         best_epoch = epoch
     model.eval()
-    return TrainResult(best_epoch, best_acc, epoch, history)
+    return TrainResult(best_epoch, best_acc, epoch, history, flipped)

@@ -1,0 +1,329 @@
+"""The one-command benchmark suite: datasets x methods x seeds, every protocol, resumable.
+
+Layout of the output folder DIR:
+- DIR/suite.json: the settings that every cell must share (protocols, training config, method
+  options, validation fraction). A later run with different settings is refused.
+- DIR/cells/<dataset>__<method>__seed<k>.json: one file per finished cell, written
+  atomically; status "ok" with its records, or "skipped" with a note (e.g. a method that
+  cannot run on that dataset). A cell whose file exists is never recomputed; delete the file
+  to recompute it.
+- DIR/results.json (.csv, .md): every finished cell's records merged in a fixed order
+  (dataset, method, seed), rewritten atomically after the run.
+
+Cells run in the calling process (`jobs=1`) or in `jobs` worker processes (spawned, one
+torch thread each). Every cell runs with one torch thread in either case, so its records do
+not depend on `jobs`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import multiprocessing
+import re
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pmrfusion.bench.runner import evaluate, fit_method
+from pmrfusion.bench.store import atomic_write_text, write_results
+from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.loaders import load_dataset
+from pmrfusion.data.tensors import prepare
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.eval.protocols import available_protocols, check_protocol
+from pmrfusion.methods import available_methods, method_config
+from pmrfusion.train.trainer import TrainConfig
+
+SUITE_FORMAT = "pmrfusion-suite-1"
+# Named suites: the classification datasets of shared/data, every method, every protocol.
+SUITES: dict[str, dict[str, Any]] = {
+    "paper": {"datasets": ("handwritten", "cub", "pie", "wikipedia"), "seeds": 5},
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    method: str
+    seed: int
+
+    @property
+    def filename(self) -> str:
+        safe = [re.sub(r"[^A-Za-z0-9._-]+", "_", s) for s in (self.dataset, self.method)]
+        return f"{safe[0]}__{safe[1]}__seed{self.seed}.json"
+
+    def __str__(self) -> str:
+        return f"{self.dataset}/{self.method}/seed {self.seed}"
+
+
+@dataclass
+class SuiteSpec:
+    datasets: Sequence[str]
+    methods: Sequence[str]
+    seeds: Sequence[int] = (0, 1, 2, 3, 4)
+    protocols: Sequence[str] = field(default_factory=available_protocols)
+    method_overrides: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    val_fraction: float = 0.15
+    data_root: str | None = None
+
+    def cells(self) -> list[Cell]:
+        return [Cell(d, m, s) for d in self.datasets for m in self.methods for s in self.seeds]
+
+    def settings(self) -> dict[str, Any]:
+        """What every cell of one output folder must share (not the set of cells)."""
+        tc = dataclasses.asdict(self.train)
+        tc.pop("quiet", None)
+        tc.pop("seed", None)
+        tc["group_optimizers"] = repr(self.train.group_optimizers)
+        return {
+            "format": SUITE_FORMAT,
+            "protocols": list(self.protocols),
+            "train": tc,
+            "method_overrides": {k: repr(v) for k, v in sorted(self.method_overrides.items())},
+            "val_fraction": self.val_fraction,
+        }
+
+
+@dataclass
+class SuiteResult:
+    records: list[dict]
+    ran: int  # cells computed in this call
+    reused: int  # cells found finished from an earlier call
+    notes: list[str]
+
+
+CellCallback = Callable[[Cell, dict, int, int], None]  # (cell, payload, done, total)
+
+
+def suite_spec(
+    suite: str,
+    datasets: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    seeds: int | None = None,
+    **kwargs: Any,
+) -> SuiteSpec:
+    """A named suite, optionally narrowed to some datasets and methods."""
+    if suite not in SUITES:
+        raise PMRFusionError(f"unknown suite '{suite}': use one of {', '.join(SUITES)}")
+    base = SUITES[suite]
+    n_seeds = base["seeds"] if seeds is None else seeds
+    if n_seeds < 1:
+        raise PMRFusionError("a suite needs at least 1 seed")
+    return SuiteSpec(
+        datasets=list(datasets or base["datasets"]),
+        methods=list(methods or sorted(available_methods())),
+        seeds=list(range(n_seeds)),
+        **kwargs,
+    )
+
+
+def available(datasets: Sequence[str], data_root: str | None) -> tuple[list[str], list[str]]:
+    """(the datasets that load, notes on those that do not)."""
+    ok, notes = [], []
+    for name in datasets:
+        try:
+            _dataset(name, data_root)
+            ok.append(name)
+        except PMRFusionError as e:
+            notes.append(f"dataset {name} unavailable: {e}")
+    return ok, notes
+
+
+# ----------------------------------------------------------------------------- one cell
+
+_DATA_CACHE: dict[tuple[str, str | None], MultimodalData] = {}
+
+
+def _dataset(name: str, data_root: str | None) -> MultimodalData:
+    key = (name, data_root)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load_dataset(name, data_root)
+    return _DATA_CACHE[key]
+
+
+def run_cell(cell: Cell, spec: SuiteSpec) -> dict:
+    """Train and evaluate one cell with one torch thread; never raises for a method failure."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    base = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed}
+    try:
+        data = _dataset(cell.dataset, spec.data_root)
+        prepared = prepare(data, spec.val_fraction, cell.seed)
+        model, result = fit_method(cell.method, prepared, cell.seed, spec.method_overrides, spec.train)
+        records = evaluate(
+            model, prepared, spec.protocols, cell.seed, {"dataset": data.name, "method": cell.method}
+        )
+        return {
+            **base,
+            "status": "ok",
+            "records": records,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+    except Exception as e:  # a method that cannot run here is skipped, not fatal
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        where = "" if isinstance(e, PMRFusionError) else f" at {_last_frame(e)}"
+        return {
+            **base,
+            "status": "skipped",
+            "note": f"{type(e).__name__}: {msg}{where}",
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _last_frame(e: BaseException) -> str:
+    tb = traceback.extract_tb(e.__traceback__)
+    return f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else "?"
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+# ----------------------------------------------------------------------------- the folder
+
+
+def cell_path(out: Path, cell: Cell) -> Path:
+    return Path(out) / "cells" / cell.filename
+
+
+def _check_settings(out: Path, spec: SuiteSpec) -> None:
+    path = out / "suite.json"
+    settings = spec.settings()
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise PMRFusionError(f"{path} is unreadable ({e}); use a new --out folder") from None
+        if old.get("settings") != settings:
+            diff = sorted(k for k in settings if old.get("settings", {}).get(k) != settings[k])
+            raise PMRFusionError(
+                f"{out} holds a suite run with other settings ({', '.join(diff)}); "
+                "use a new --out folder or the same options"
+            )
+        known = old.get("cells", [])
+    else:
+        known = []
+    names = list(dict.fromkeys(known + [c.filename for c in spec.cells()]))
+    atomic_write_text(path, json.dumps({"settings": settings, "cells": names}, indent=1) + "\n")
+
+
+def read_cells(out: Path) -> list[dict]:
+    """Every finished cell's payload, ordered by (dataset, method, seed)."""
+    folder = Path(out) / "cells"
+    payloads = []
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            payloads.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue  # cannot happen with atomic writes; treat as unfinished
+    payloads.sort(key=lambda c: (c["dataset"], c["method"], int(c["seed"])))
+    return payloads
+
+
+def merge(out: Path, header: str = "") -> tuple[list[dict], list[str]]:
+    """Write DIR/results.json (.csv, .md) from the finished cells; returns (records, notes)."""
+    records: list[dict] = []
+    notes: list[str] = []
+    for c in read_cells(out):
+        if c["status"] == "ok":
+            records.extend(c["records"])
+        else:
+            notes.append(f"{c['dataset']}/{c['method']}/seed {c['seed']} skipped: {c.get('note', '')}")
+    text = header
+    if notes:
+        text += ("\n\n" if text else "") + "\n".join(f"- note: {n}" for n in notes)
+    write_results(Path(out), records, text)
+    return records, notes
+
+
+def _store(out: Path, cell: Cell, payload: dict) -> None:
+    atomic_write_text(cell_path(out, cell), json.dumps(payload) + "\n")
+
+
+def run_suite(
+    spec: SuiteSpec,
+    out: str | Path,
+    jobs: int = 1,
+    on_cell: CellCallback | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> SuiteResult:
+    """Run every unfinished cell of `spec` into `out`, then merge all finished cells.
+
+    `on_start(done, total)` is called once with the number of cells already finished;
+    `on_cell(cell, payload, done, total)` after each cell is stored. An exception from a
+    callback (or an interrupt) stops the run; the cells stored so far are kept.
+    """
+    out = Path(out)
+    if jobs < 1:
+        raise PMRFusionError("--jobs must be >= 1")
+    for m in spec.methods:
+        method_config(m)
+    for p in spec.protocols:
+        check_protocol(p)
+    if not spec.datasets or not spec.methods or not spec.seeds:
+        raise PMRFusionError("the suite is empty: give at least one dataset, method and seed")
+    _check_settings(out, spec)
+    cells = spec.cells()
+    todo = [c for c in cells if not cell_path(out, c).exists()]
+    total = len(cells)
+    done = total - len(todo)
+    reused = done
+    if on_start is not None:
+        on_start(done, total)
+    if jobs == 1 or len(todo) <= 1:
+        for cell in todo:
+            payload = run_cell(cell, spec)
+            _store(out, cell, payload)
+            done += 1
+            if on_cell is not None:
+                on_cell(cell, payload, done, total)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
+        try:
+            futures = {pool.submit(run_cell, cell, spec): cell for cell in todo}
+            for fut in cf.as_completed(futures):
+                cell = futures[fut]
+                payload = fut.result()
+                _store(out, cell, payload)
+                done += 1
+                if on_cell is not None:
+                    on_cell(cell, payload, done, total)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+    header = (
+        f"# suite: {', '.join(spec.datasets)}; methods {', '.join(spec.methods)}; "
+        f"{len(spec.seeds)} seeds; protocols {', '.join(spec.protocols)}"
+    )
+    records, notes = merge(out, header)
+    return SuiteResult(records, len(todo), reused, notes)
+
+
+__all__ = [
+    "SUITES",
+    "Cell",
+    "SuiteResult",
+    "SuiteSpec",
+    "available",
+    "cell_path",
+    "merge",
+    "read_cells",
+    "run_cell",
+    "run_suite",
+    "suite_spec",
+]
