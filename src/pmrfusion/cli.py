@@ -353,12 +353,31 @@ def _run_suite(
 @app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="a bench or suite output folder (results.json)")],
+    benchmarks: Annotated[
+        Path | None, typer.Option(help="also write the report here, figure links rewritten (BENCHMARKS.md)")
+    ] = None,
+    append: Annotated[
+        list[Path] | None, typer.Option(help="markdown file appended to --benchmarks (repeatable)")
+    ] = None,
 ) -> None:
     """Write DIR/report.md with PNG figures from DIR/results.json."""
-    from pmrfusion.bench.report import write_report
+    import os
 
+    from pmrfusion.bench.report import write_report
+    from pmrfusion.bench.store import atomic_write_text
+
+    extras = []
+    for extra in append or []:
+        if not extra.is_file():
+            raise PMRFusionError(f"file to append not found: {extra}")
+        extras.append(extra.read_text().rstrip() + "\n")
     path = write_report(directory)
     console.print(f"report written to {path}")
+    if benchmarks is not None:
+        rel = Path(os.path.relpath(Path(directory).resolve(), benchmarks.resolve().parent)).as_posix()
+        text = path.read_text().replace("](fig_", f"]({rel}/fig_")
+        atomic_write_text(benchmarks, "\n".join([text.rstrip() + "\n", *extras]))
+        console.print(f"benchmarks written to {benchmarks}")
 
 
 register_all(app)
