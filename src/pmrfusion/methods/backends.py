@@ -94,40 +94,42 @@ class CMMPBackend(nn.Module):
         )
 
 
-class PerceiverBackend(nn.Module):
-    def __init__(self, in_dims: Sequence[int], num_classes: int, cfg: BackendConfig):
+class TokenEncoderBackend(nn.Module):
+    """A token encoder (Perceiver or MBT) that returns a (B, token_dim) summary -> MLP head."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int, cfg: BackendConfig):
         super().__init__()
-        self.encoder = Perceiver(
-            in_dims,
-            cfg.num_latents,
-            cfg.token_dim,
-            cfg.tokens_per_modality,
-            cfg.depth,
-            cfg.heads,
-            cfg.attn_dropout,
-        )
+        self.encoder = encoder
         self.head = MLPHead(cfg.token_dim, num_classes, cfg.hidden, cfg.dropout)
 
     def forward(self, xs: Sequence[Tensor]) -> ModelOutput:
         return ModelOutput(logits=self.head(self.encoder(xs)))
 
 
-class MBTBackend(nn.Module):
-    def __init__(self, in_dims: Sequence[int], num_classes: int, cfg: BackendConfig):
-        super().__init__()
-        self.encoder = BottleneckFusion(
-            in_dims,
-            cfg.token_dim,
-            cfg.tokens_per_modality,
-            cfg.num_bottlenecks,
-            cfg.depth,
-            cfg.heads,
-            cfg.attn_dropout,
-        )
-        self.head = MLPHead(cfg.token_dim, num_classes, cfg.hidden, cfg.dropout)
+def perceiver_backend(in_dims: Sequence[int], num_classes: int, cfg: BackendConfig) -> TokenEncoderBackend:
+    encoder = Perceiver(
+        in_dims,
+        cfg.num_latents,
+        cfg.token_dim,
+        cfg.tokens_per_modality,
+        cfg.depth,
+        cfg.heads,
+        cfg.attn_dropout,
+    )
+    return TokenEncoderBackend(encoder, num_classes, cfg)
 
-    def forward(self, xs: Sequence[Tensor]) -> ModelOutput:
-        return ModelOutput(logits=self.head(self.encoder(xs)))
+
+def mbt_backend(in_dims: Sequence[int], num_classes: int, cfg: BackendConfig) -> TokenEncoderBackend:
+    encoder = BottleneckFusion(
+        in_dims,
+        cfg.token_dim,
+        cfg.tokens_per_modality,
+        cfg.num_bottlenecks,
+        cfg.depth,
+        cfg.heads,
+        cfg.attn_dropout,
+    )
+    return TokenEncoderBackend(encoder, num_classes, cfg)
 
 
 def moe_hidden(l_star: int, cfg: BackendConfig) -> int:
@@ -231,9 +233,9 @@ def _make_backend(kind: str, in_dims, names, num_classes, cfg: BackendConfig, sh
     if kind == "cmmp":
         return CMMPBackend(in_dims, names, num_classes, cfg), {"contrastive": cfg.contrast_weight}
     if kind == "perceiver":
-        return PerceiverBackend(in_dims, num_classes, cfg), {}
+        return perceiver_backend(in_dims, num_classes, cfg), {}
     if kind == "mbt":
-        return MBTBackend(in_dims, num_classes, cfg), {}
+        return mbt_backend(in_dims, num_classes, cfg), {}
     if kind == "umoe":
         return UMoEBackend(in_dims, num_classes, cfg, shared_dim), {"load_balance": cfg.balance_weight}
     raise ValueError(kind)
@@ -296,10 +298,11 @@ __all__ = [
     "BackendConfig",
     "BackendFusion",
     "CMMPBackend",
-    "MBTBackend",
+    "TokenEncoderBackend",
+    "mbt_backend",
     "PMRBackendConfig",
     "PMRContrastive",
-    "PerceiverBackend",
+    "perceiver_backend",
     "SRHTConfig",
     "UMoEBackend",
 ]
