@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from pmrfusion.methods.base import FusionModel
-from pmrfusion.train.trainer import TrainConfig, _optimizers
+from pmrfusion.train.trainer import TrainConfig, _optimizers, total_loss
+from pmrfusion.types import Batch
 
 
 @dataclass
@@ -29,11 +29,8 @@ class StepCost:
         return self.batch_size / self.seconds
 
 
-def _step(model: FusionModel, opts, feats, labels) -> None:
-    out = model(feats, None)
-    loss = F.cross_entropy(out.logits, labels)
-    for name, value in out.aux_losses.items():
-        loss = loss + model.loss_weights.get(name, 1.0) * value
+def _step(model: FusionModel, opts, batch: Batch) -> None:
+    loss, _ = total_loss(model, batch)  # the trainer's own loss: task + weighted auxiliaries
     for o in opts:
         o.zero_grad(set_to_none=True)
     loss.backward()
@@ -47,14 +44,16 @@ def training_step_cost(
     """FLOPs (torch.utils.flop_counter) and median time of a training step on this batch."""
     model.train()
     opts = _optimizers(model, TrainConfig())
+    n = int(labels.shape[0])
+    batch = Batch(feats, torch.ones(n, len(feats), dtype=torch.bool), labels, torch.arange(n))
     with FlopCounterMode(display=False) as counter:
-        _step(model, opts, feats, labels)
+        _step(model, opts, batch)
     for _ in range(3):
-        _step(model, opts, feats, labels)
+        _step(model, opts, batch)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        _step(model, opts, feats, labels)
+        _step(model, opts, batch)
         times.append(time.perf_counter() - t0)
     return StepCost(int(counter.get_total_flops()), statistics.median(times), int(labels.shape[0]))
 
