@@ -37,6 +37,13 @@ SetOpt = Annotated[
 LabelNoise = Annotated[
     float, typer.Option("--label-noise", help="fraction of training labels flipped (seeded), 0..1")
 ]
+ModalityDropout = Annotated[
+    float,
+    typer.Option(
+        "--modality-dropout",
+        help="training-time missing-modality augmentation: P(a modality of a sample is zeroed), 0..1",
+    ),
+]
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
@@ -57,13 +64,27 @@ def split_list(text: str) -> list[str]:
 
 
 def train_config(
-    epochs: int, lr: float, batch_size: int, quiet: bool, label_noise: float = 0.0
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    quiet: bool,
+    label_noise: float = 0.0,
+    modality_dropout: float = 0.0,
 ) -> TrainConfig:
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise PMRFusionError("epochs and batch size must be >= 1 and lr > 0")
     if not 0.0 <= label_noise <= 1.0:
         raise PMRFusionError(f"--label-noise must be in [0, 1], got {label_noise}")
-    return TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, quiet=quiet, label_noise=label_noise)
+    if not 0.0 <= modality_dropout < 1.0:
+        raise PMRFusionError(f"--modality-dropout must be in [0, 1), got {modality_dropout}")
+    return TrainConfig(
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        quiet=quiet,
+        label_noise=label_noise,
+        modality_dropout=modality_dropout,
+    )
 
 
 @app.command()
@@ -107,6 +128,7 @@ def train_cmd(
     data_root: DataRoot = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
     label_noise: LabelNoise = 0.0,
+    modality_dropout: ModalityDropout = 0.0,
 ) -> None:
     """Train one method on one dataset; report validation and clean test accuracy.
 
@@ -115,7 +137,7 @@ def train_cmd(
     """
     overrides = parse_sets(set_)
     method_config(method, **overrides)
-    tc = train_config(epochs, lr, batch_size, quiet, label_noise)
+    tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout)
     data = load_dataset(dataset, data_root)
     prepared = prepare(data, seed=seed)
     with distributed.distributed_session() as ctx:
@@ -204,6 +226,7 @@ def bench(
     data_root: DataRoot = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
     label_noise: LabelNoise = 0.0,
+    modality_dropout: ModalityDropout = 0.0,
     suite: Annotated[
         str | None,
         typer.Option(help="run a named suite ('paper': every dataset x method x protocol, resumable)"),
@@ -221,7 +244,7 @@ def bench(
     if suite is not None:
         _run_suite(
             suite, datasets_, methods_, protocols, seeds, out, jobs, data_root, quiet, set_,
-            train_config(epochs, lr, batch_size, True, label_noise),
+            train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
         )  # fmt: skip
         return
     if datasets_ is not None or jobs != 1:
@@ -234,7 +257,7 @@ def bench(
         protocols=split_list(protocols or "clean,missing,gaussian"),
         seeds=list(range(seeds)),
         method_overrides=parse_sets(set_),
-        train=train_config(epochs, lr, batch_size, True, label_noise),
+        train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
     )
     for m in spec.methods:
         method_config(m)

@@ -386,7 +386,8 @@ def write_report(directory: str | Path) -> Path:
             + ", ".join(settings.get("protocols", []))
             + f"; training: {tc.get('epochs')} epochs max (early stopping on validation accuracy, "
             f"patience {tc.get('patience')}), batch {tc.get('batch_size')}, AdamW lr {tc.get('lr')}, "
-            f"weight decay {tc.get('weight_decay')}, label noise {tc.get('label_noise')}; "
+            f"weight decay {tc.get('weight_decay')}, label noise {tc.get('label_noise')}, "
+            f"modality dropout {tc.get('modality_dropout', 0.0)}; "
             f"method options {settings.get('method_overrides') or 'defaults'}; validation fraction "
             f"{settings.get('val_fraction')}.",
             "",

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods.base import Batch, FusionModel
+from pmrfusion.methods.base import Batch, FusionModel, zero_absent
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.train import distributed
 
@@ -40,6 +40,9 @@ class TrainConfig:
     # round(label_noise * N) rows get a different class drawn uniformly among the other
     # classes seen in the training labels. Validation and test labels are never touched.
     label_noise: float = 0.0
+    # Missing-modality augmentation: each modality of each training sample is zeroed and marked
+    # absent with this probability (seeded; at least one modality is kept per sample).
+    modality_dropout: float = 0.0
 
 
 @dataclass
@@ -58,6 +61,18 @@ def seed_everything(seed: int) -> None:
 
 
 LABEL_NOISE_SALT = 7_919  # keeps the label-flip stream apart from the batch permutation
+MODALITY_DROPOUT_SALT = 7_927
+
+
+def modality_keep_mask(n: int, num_modalities: int, p: float, gen: torch.Generator) -> Tensor:
+    """(n, M) bool: each cell kept with probability 1 - p; a row with none kept keeps one at random."""
+    if not 0.0 <= p < 1.0:
+        raise PMRFusionError(f"modality dropout must be in [0, 1), got {p}")
+    keep = torch.rand(n, num_modalities, generator=gen) >= p
+    rescue = torch.randint(num_modalities, (n,), generator=gen)
+    empty = ~keep.any(1)
+    keep[empty, rescue[empty]] = True
+    return keep
 
 
 def flip_labels(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -144,6 +159,14 @@ def _batch_to(batch: Batch, device: torch.device) -> Batch:
     )
 
 
+def _dropped(batch: Batch, dropped: bool) -> Batch:
+    """Zero the features of modalities marked absent (only when dropout made any)."""
+    if not dropped:
+        return batch
+    features = zero_absent(batch.features, batch.present, list(batch.features))
+    return Batch(features, batch.present, batch.labels, batch.index)
+
+
 def _validate(model: FusionModel, val: TensorSplit) -> tuple[float, float]:
     logits = predict(model, val.features)
     loss = float(F.cross_entropy(logits, val.labels))
@@ -165,6 +188,7 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
     if ctx is not None:
         forward = distributed.wrap(model, ctx)
     gen = torch.Generator().manual_seed(cfg.seed)
+    drop_gen = torch.Generator().manual_seed(cfg.seed * MODALITY_DROPOUT_SALT + 3)
     opts = _optimizers(model, cfg)
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
     history: list[dict[str, float]] = []
@@ -186,13 +210,18 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
                 rows = perm[s : s + cfg.batch_size]
                 if len(rows) < 2 and len(perm) > 1:
                     continue  # batch-norm-free, but a 1-row batch only adds noise
+                keep = None
+                if cfg.modality_dropout > 0:  # drawn for the global batch, so every rank agrees
+                    keep = modality_keep_mask(len(rows), len(data.features), cfg.modality_dropout, drop_gen)
                 if ctx is None:
-                    loss, parts = total_loss(model, data.batch(rows))
+                    loss, parts = total_loss(model, _dropped(data.batch(rows, keep), keep is not None))
                 else:
                     if len(rows) < ctx.world_size:
                         continue  # every rank skips it: no empty shards
                     mine = distributed.shard(rows, ctx)
-                    loss, parts = total_loss(model, _batch_to(data.batch(mine), ctx.device), forward)
+                    mine_keep = distributed.shard(keep, ctx) if keep is not None else None
+                    batch = _dropped(data.batch(mine, mine_keep), keep is not None)
+                    loss, parts = total_loss(model, _batch_to(batch, ctx.device), forward)
                     loss = loss * distributed.shard_weight(len(mine), len(rows), ctx)
                 for o in opts:
                     o.zero_grad(set_to_none=True)
