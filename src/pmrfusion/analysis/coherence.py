@@ -146,6 +146,7 @@ def plot(rows: list[dict], path: Path, dataset: str, method: str) -> None:
     names = [r["variant"] for r in rows]
     axes[0].bar(names, [r["w2_norm"] for r in rows], yerr=[r["w2_norm_std"] for r in rows], capsize=3)
     axes[0].set_title(f"{dataset} {method}: mean pairwise W2 (normalised)")
+    axes[0].set_ylabel("mean pairwise W2 (normalised)")
     for i, e in enumerate(EPS):
         axes[1].bar(
             np.arange(len(rows)) + i * 0.25,
@@ -155,8 +156,9 @@ def plot(rows: list[dict], path: Path, dataset: str, method: str) -> None:
         )
     axes[1].set_xticks(np.arange(len(rows)) + 0.25)
     axes[1].set_xticklabels(names)
-    axes[1].set_title("test accuracy (%)")
-    axes[1].legend(fontsize=7)
+    axes[1].set_title("test accuracy under gaussian noise")
+    axes[1].set_ylabel("test accuracy (%)")
+    axes[1].legend(fontsize=7, ncol=3, loc="lower center")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -177,11 +179,10 @@ def run(
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"coherence_{dataset}.md").write_text(markdown(rows, dataset, method))
-        (out / f"coherence_{dataset}.json").write_text(
-            json.dumps({"rows": rows, "records": records}, indent=1)
-        )
-        plot(rows, out / f"coherence_{dataset}.png", dataset, method)
+        tag = Path(str(dataset)).stem  # a .npz/.mat path -> its file stem
+        (out / f"coherence_{tag}.md").write_text(markdown(rows, dataset, method))
+        (out / f"coherence_{tag}.json").write_text(json.dumps({"rows": rows, "records": records}, indent=1))
+        plot(rows, out / f"coherence_{tag}.png", dataset, method)
     return rows
 
 

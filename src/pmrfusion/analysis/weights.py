@@ -200,9 +200,10 @@ def run(
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"weights_{dataset}.md").write_text(markdown(rows, dataset))
-        (out / f"weights_{dataset}.json").write_text(json.dumps({"rows": rows, "records": records}, indent=1))
-        plot(rows, out / f"weights_{dataset}.png", dataset)
+        tag = Path(str(dataset)).stem  # a .npz/.mat path -> its file stem
+        (out / f"weights_{tag}.md").write_text(markdown(rows, dataset))
+        (out / f"weights_{tag}.json").write_text(json.dumps({"rows": rows, "records": records}, indent=1))
+        plot(rows, out / f"weights_{tag}.png", dataset)
     return rows
 
 
