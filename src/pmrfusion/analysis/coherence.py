@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import prepare
 from pmrfusion.eval.protocols import conditions
-from pmrfusion.methods import build_method
 from pmrfusion.objectives.coherence import rms_distance
-from pmrfusion.train import TrainConfig, predict, seed_everything, train
+from pmrfusion.train import TrainConfig, predict
 
 VARIANTS: list[tuple[str, dict]] = [
     ("full", {}),
@@ -79,9 +79,7 @@ def ablation(
         p = prepare(data, seed=seed)
         cfg = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
         for label, kw in VARIANTS:
-            seed_everything(seed)
-            model = build_method(method, p.dims, p.num_classes, **kw)
-            train(model, p.train, p.val, cfg)
+            model, _ = fit_method(method, p, seed, kw, cfg)
             embs = embeddings(model, p.test.features)
             rec = dict(
                 variant=label,

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import prepare
 from pmrfusion.eval.protocols import conditions
-from pmrfusion.methods import build_method
-from pmrfusion.train import TrainConfig, seed_everything, train
+from pmrfusion.train import TrainConfig
 
 METHODS: list[tuple[str, str, dict]] = [
     ("qmf (paper)", "qmf", {"mode": "paper"}),
@@ -84,9 +84,7 @@ def correlations(
         p = prepare(data, seed=seed)
         cfg = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
         for label, name, kw in methods:
-            seed_everything(seed)
-            model = build_method(name, p.dims, p.num_classes, **kw)
-            train(model, p.train, p.val, cfg)
+            model, _ = fit_method(name, p, seed, kw, cfg)
             for cond in _conditions(p.test, seed):
                 w, loss = weights_and_losses(model, cond.features, cond.present, p.test.labels)
                 for m in model.modalities:
