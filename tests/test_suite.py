@@ -126,3 +126,12 @@ def test_cli_suite_and_report(tmp_path):
 def test_report_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(PMRFusionError, match="results.json"):
         write_report(tmp_path)
+
+
+def test_relink_rewrites_relative_links_only(tmp_path):
+    from pmrfusion.bench.report import relink
+
+    text = "![f](fig_a.png) [t](sub/t.md) [h](#x) [w](https://e.org/a.png) [r](/abs.png)"
+    out = relink(text, tmp_path / "docs" / "suite", tmp_path)
+    assert out == "![f](docs/suite/fig_a.png) [t](docs/suite/sub/t.md) [h](#x) [w](https://e.org/a.png) [r](/abs.png)"
+    assert relink(text, tmp_path, tmp_path) == text

@@ -384,22 +384,20 @@ def report(
     ] = None,
 ) -> None:
     """Write DIR/report.md with PNG figures from DIR/results.json."""
-    import os
-
-    from pmrfusion.bench.report import write_report
+    from pmrfusion.bench.report import relink, write_report
     from pmrfusion.bench.store import atomic_write_text
 
-    extras = []
     for extra in append or []:
         if not extra.is_file():
             raise PMRFusionError(f"file to append not found: {extra}")
-        extras.append(extra.read_text().rstrip() + "\n")
     path = write_report(directory)
     console.print(f"report written to {path}")
     if benchmarks is not None:
-        rel = Path(os.path.relpath(Path(directory).resolve(), benchmarks.resolve().parent)).as_posix()
-        text = path.read_text().replace("](fig_", f"]({rel}/fig_")
-        atomic_write_text(benchmarks, "\n".join([text.rstrip() + "\n", *extras]))
+        dest = benchmarks.resolve().parent
+        parts = [
+            relink(p.read_text(), p.resolve().parent, dest).rstrip() + "\n" for p in [path, *(append or [])]
+        ]
+        atomic_write_text(benchmarks, "\n".join(parts))
         console.print(f"benchmarks written to {benchmarks}")
 
 

@@ -8,6 +8,8 @@ printed with their source, split and protocol.
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -327,6 +329,17 @@ def published_section(res: Results) -> str:
 
 
 # ----------------------------------------------------------------------------- the report
+
+
+_LINK = re.compile(r"(\]\()(?!https?:|#|/)([^)\s]+)(\))")
+
+
+def relink(markdown: str, source_dir: Path, dest_dir: Path) -> str:
+    """Rewrite relative links/images of a markdown file in `source_dir` to work from `dest_dir`."""
+    prefix = Path(os.path.relpath(source_dir, dest_dir)).as_posix()
+    if prefix == ".":
+        return markdown
+    return _LINK.sub(lambda m: f"{m.group(1)}{prefix}/{m.group(2)}{m.group(3)}", markdown)
 
 
 def load_records(directory: Path) -> list[dict]:
