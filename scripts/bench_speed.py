@@ -32,7 +32,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = prepare(load_dataset(args.dataset), 0.15, 0)
     print(
-        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {args.threads}"
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"threads {args.threads}"
     )
     print(f"dataset: {data.name} dims {data.dims}, {data.num_classes} classes\n")
 
@@ -52,7 +53,8 @@ def main() -> None:
     roof = matmul_roofline()
     print(f"\nmatmul roofline (2048x2048 float32, same run): {roof / 1e9:.1f} GFLOP/s\n")
     print(
-        "| method | batch | FLOPs/step (fwd+bwd) | step time (ms) | achieved GFLOP/s | fraction of matmul roofline |"
+        "| method | batch | FLOPs/step (fwd+bwd) | step time (ms) | achieved GFLOP/s "
+        "| fraction of matmul roofline |"
     )
     print("|---|---|---|---|---|---|")
     for name in ("sg-concat",):

@@ -133,5 +133,8 @@ def test_relink_rewrites_relative_links_only(tmp_path):
 
     text = "![f](fig_a.png) [t](sub/t.md) [h](#x) [w](https://e.org/a.png) [r](/abs.png)"
     out = relink(text, tmp_path / "docs" / "suite", tmp_path)
-    assert out == "![f](docs/suite/fig_a.png) [t](docs/suite/sub/t.md) [h](#x) [w](https://e.org/a.png) [r](/abs.png)"
+    expected = (
+        "![f](docs/suite/fig_a.png) [t](docs/suite/sub/t.md) [h](#x) [w](https://e.org/a.png) [r](/abs.png)"
+    )
+    assert out == expected
     assert relink(text, tmp_path, tmp_path) == text
