@@ -85,6 +85,8 @@ def test_train_save_and_eval_load(tmp_path):
         (["bench", "--dataset", "missing_file.npz"], "not found"),
         (["train", "--set", "n=0", "--method", "sg-concat"], "n must be >= 1"),
         (["eval", "--load", "nope.pt"], "checkpoint not found"),
+        (["bench", "--task", "retrieval", "--dataset", "handwritten"], "needs exactly 2 modalities"),
+        (["bench", "--task", "nope"], "unknown task 'nope'"),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path, args, message):

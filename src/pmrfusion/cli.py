@@ -227,6 +227,9 @@ def bench(
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
     label_noise: LabelNoise = 0.0,
     modality_dropout: ModalityDropout = 0.0,
+    task: Annotated[
+        str, typer.Option(help="classification, or retrieval (contrastive training, mAP/R@k, CCA beside)")
+    ] = "classification",
     suite: Annotated[
         str | None,
         typer.Option(help="run a named suite ('paper': every dataset x method x protocol, resumable)"),
@@ -241,6 +244,21 @@ def bench(
     With --suite paper: every available dataset x method x seed with every protocol; one
     file per finished cell under DIR/cells/ so an interrupted run resumes where it stopped.
     """
+    if task == "retrieval":
+        from pmrfusion.commands.retrieval import run_command
+
+        run_command(
+            dataset,
+            methods_ or "cmmp,rg-cmmp,sg-cmmp",
+            seeds or 5,
+            out,
+            epochs=epochs,
+            lr=lr,
+            data_root=data_root,
+        )
+        return
+    if task != "classification":
+        raise PMRFusionError(f"unknown task '{task}': use 'classification' or 'retrieval'")
     if suite is not None:
         _run_suite(
             suite, datasets_, methods_, protocols, seeds, out, jobs, data_root, quiet, set_,
