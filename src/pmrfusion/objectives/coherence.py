@@ -43,7 +43,7 @@ def _sinkhorn(blur: float, reach: float | None, scaling: float):
         from geomloss import SamplesLoss
     except ImportError:  # pragma: no cover - optional dependency
         raise PMRFusionError(
-            "distribution coherence needs geomloss: pip install 'pmrfusion[ot]' (geomloss, pot)"
+            "distribution coherence needs geomloss: pip install geomloss"
         ) from None
     return SamplesLoss(
         "sinkhorn", p=2, blur=blur, reach=reach, scaling=scaling, debias=True, backend="tensorized"
