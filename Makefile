@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup run test lint bench-all clean
+.PHONY: setup run test lint benchmarks clean
 
 $(BIN)/pmrfusion: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# BENCHMARKS.md from the committed suite results plus the per-issue result pages.
+BENCH_PAGES := docs/bench/README.md docs/speed.md docs/results_dynamic.md docs/results_pmr_family.md docs/analyses/README.md
+benchmarks: setup
+	$(BIN)/pmrfusion report docs/suite-all --benchmarks BENCHMARKS.md $(foreach p,$(BENCH_PAGES),--append $(p))
 
 lint: setup
 	$(BIN)/ruff check src tests scripts
