@@ -1,4 +1,4 @@
-"""Model output type, the fusion-model base class, and the method registry."""
+"""The fusion-model base class and the method registry (core types: `pmrfusion.types`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.optim import OptimizerSpec
 from pmrfusion.types import Batch, ModelOutput
 
 
@@ -28,7 +29,7 @@ class FusionModel(nn.Module):
         self.modalities = list(modalities)
         self.loss_weights = {}
         # group name -> optimizer spec the method wants by default (see TrainConfig)
-        self.default_group_optimizers: dict[str, Any] = {}
+        self.default_group_optimizers: dict[str, OptimizerSpec] = {}
 
     def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
         """Unweighted auxiliary losses for this batch (default: those the forward pass made)."""
