@@ -130,10 +130,11 @@ def noise_figure(res: Results, dataset: str, path: Path) -> list[str]:
     protos = [p for p in NOISE_PROTOCOLS if res.conditions(dataset, p)]
     if not protos:
         return []
-    fig, axes = plt.subplots(1, len(protos), figsize=(5.2 * len(protos), 3.8), squeeze=False)
+    methods = res.methods_of(dataset)
+    fig, axes = plt.subplots(1, len(protos), figsize=(5.2 * len(protos) + 1.8, 3.8), squeeze=False)
     for ax, proto in zip(axes[0], protos):
         conds = sorted(res.conditions(dataset, proto), key=_eps)
-        for method in res.methods_of(dataset):
+        for i, method in enumerate(methods):
             xs, mean, std = [], [], []
             points = [(_eps(c), c) for c in conds]
             if proto == "salt_pepper" and all(e > 0 for e, _ in points):
@@ -147,17 +148,27 @@ def noise_figure(res: Results, dataset: str, path: Path) -> list[str]:
             if not xs:
                 continue
             xs_a, m_a, s_a = np.array(xs), np.array(mean), np.array(std)
-            ax.plot(xs_a, m_a, marker="o", label=method)
-            ax.fill_between(xs_a, m_a - s_a, m_a + s_a, alpha=0.2)
+            color, style = method_style(i, method)
+            ax.plot(xs_a, m_a, marker="o", markersize=3, color=color, linestyle=style, label=method)
+            ax.fill_between(xs_a, m_a - s_a, m_a + s_a, color=color, alpha=0.08 if len(methods) > 6 else 0.2)
         ax.set_title(f"{dataset}: {NOISE_PROTOCOLS[proto]}")
         ax.set_xlabel("eps")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return protos
+
+
+def method_style(index: int, method: str) -> tuple[tuple[float, ...], str]:
+    """A distinct colour per method (tab20) and a line style per family: PMR variants dashed."""
+    import matplotlib
+
+    color = matplotlib.colormaps["tab20"](index % 20)
+    style = "--" if method.startswith(("sg-", "rg-")) else "-"
+    return color, style
 
 
 def robustness_figure(table: dict[str, dict[str, float]], path: Path) -> None:
