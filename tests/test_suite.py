@@ -138,3 +138,10 @@ def test_relink_rewrites_relative_links_only(tmp_path):
     )
     assert out == expected
     assert relink(text, tmp_path, tmp_path) == text
+
+
+def test_demote_headings_skips_code_fences():
+    from pmrfusion.bench.report import demote_headings
+
+    text = "# Title\ntext\n```\n# a shell comment\n```\n## Sub"
+    assert demote_headings(text) == "## Title\ntext\n```\n# a shell comment\n```\n### Sub"

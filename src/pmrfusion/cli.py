@@ -398,11 +398,12 @@ def report(
         Path | None, typer.Option(help="also write the report here, figure links rewritten (BENCHMARKS.md)")
     ] = None,
     append: Annotated[
-        list[Path] | None, typer.Option(help="markdown file appended to --benchmarks (repeatable)")
+        list[Path] | None,
+        typer.Option(help="markdown page appended to --benchmarks, headings one level down (repeatable)"),
     ] = None,
 ) -> None:
     """Write DIR/report.md with PNG figures from DIR/results.json."""
-    from pmrfusion.bench.report import relink, write_report
+    from pmrfusion.bench.report import demote_headings, relink, write_report
     from pmrfusion.bench.store import atomic_write_text
 
     for extra in append or []:
@@ -412,9 +413,10 @@ def report(
     console.print(f"report written to {path}")
     if benchmarks is not None:
         dest = benchmarks.resolve().parent
-        parts = [
-            relink(p.read_text(), p.resolve().parent, dest).rstrip() + "\n" for p in [path, *(append or [])]
-        ]
+        parts = [relink(path.read_text(), path.resolve().parent, dest).rstrip() + "\n"]
+        for extra in append or []:
+            text = relink(extra.read_text(), extra.resolve().parent, dest)
+            parts.append(demote_headings(text).rstrip() + "\n")
         atomic_write_text(benchmarks, "\n".join(parts))
         console.print(f"benchmarks written to {benchmarks}")
 

@@ -353,6 +353,18 @@ def relink(markdown: str, source_dir: Path, dest_dir: Path) -> str:
     return _LINK.sub(lambda m: f"{m.group(1)}{prefix}/{m.group(2)}{m.group(3)}", markdown)
 
 
+def demote_headings(markdown: str) -> str:
+    """One more '#' on every heading outside code fences (to nest a page under another)."""
+    out, fenced = [], False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            line = "#" + line
+        out.append(line)
+    return "\n".join(out)
+
+
 def load_records(directory: Path) -> list[dict]:
     path = Path(directory) / "results.json"
     if not path.exists():
