@@ -22,9 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pmrfusion.bench.runner import fit_method
-from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.bench.runner import fit_method, seeded_splits
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.objectives.coherence import rms_distance
 from pmrfusion.train import TrainConfig, predict
@@ -73,11 +71,9 @@ def ablation(
     log: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Per-seed records: variant, seed, W2 raw / norm, accuracy at each eps."""
-    data = load_dataset(dataset, data_root)
     records = []
-    for seed in range(seeds):
-        p = prepare(data, seed=seed)
-        cfg = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
+    cfg = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)  # fit_method sets the seed
+    for seed, p in seeded_splits(dataset, seeds, data_root):
         for label, kw in VARIANTS:
             model, _ = fit_method(method, p, seed, kw, cfg)
             embs = embeddings(model, p.test.features)

@@ -22,9 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pmrfusion.bench.runner import fit_method
-from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.bench.runner import fit_method, seeded_splits
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.train import TrainConfig
 
@@ -78,11 +76,9 @@ def correlations(
     log: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Raw per-seed records: method, seed, condition, modality, r, mean weight, mean loss."""
-    data = load_dataset(dataset, data_root)
     records = []
-    for seed in range(seeds):
-        p = prepare(data, seed=seed)
-        cfg = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
+    cfg = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)  # fit_method sets the seed
+    for seed, p in seeded_splits(dataset, seeds, data_root):
         for label, name, kw in methods:
             model, _ = fit_method(name, p, seed, kw, cfg)
             for cond in _conditions(p.test, seed):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import PreparedData, prepare
 from pmrfusion.eval.metrics import classification_metrics
 from pmrfusion.eval.protocols import check_protocol, conditions
@@ -35,6 +36,15 @@ def overrides_for(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The subset of overrides that `method`'s config accepts."""
     fields = {f.name for f in dataclasses.fields(type(method_config(method)))}
     return {k: v for k, v in overrides.items() if k in fields}
+
+
+def seeded_splits(
+    dataset: str, seeds: int, data_root: str | None = None, val_fraction: float = 0.15
+) -> Iterator[tuple[int, PreparedData]]:
+    """(seed, prepared data) for seeds 0..seeds-1: validation split and scaling made per seed."""
+    data = load_dataset(dataset, data_root)
+    for seed in range(seeds):
+        yield seed, prepare(data, val_fraction, seed)
 
 
 def fit_method(
