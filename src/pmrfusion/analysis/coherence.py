@@ -15,13 +15,13 @@ We also report test accuracy clean and under gaussian eps 5 and 10 for each vari
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pmrfusion.analysis.outputs import write_analysis
 from pmrfusion.bench.runner import fit_method, seeded_splits
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.objectives.coherence import rms_distance
@@ -171,12 +171,14 @@ def run(
     records = ablation(dataset, seeds, method, epochs, data_root, log)
     rows = summarise(records)
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        tag = Path(str(dataset)).stem  # a .npz/.mat path -> its file stem
-        (out / f"coherence_{tag}.md").write_text(markdown(rows, dataset, method))
-        (out / f"coherence_{tag}.json").write_text(json.dumps({"rows": rows, "records": records}, indent=1))
-        plot(rows, out / f"coherence_{tag}.png", dataset, method)
+        write_analysis(
+            out,
+            "coherence",
+            dataset,
+            markdown(rows, dataset, method),
+            {"rows": rows, "records": records},
+            lambda png: plot(rows, png, dataset, method),
+        )
     return rows
 
 

@@ -14,7 +14,6 @@ probability of each late-fusion head (the late model itself averages with fixed 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pmrfusion.analysis.outputs import write_analysis
 from pmrfusion.bench.runner import fit_method, seeded_splits
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.train import TrainConfig
@@ -192,12 +192,14 @@ def run(
     records = correlations(dataset, seeds, epochs, data_root, log=log)
     rows = summarise(records)
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        tag = Path(str(dataset)).stem  # a .npz/.mat path -> its file stem
-        (out / f"weights_{tag}.md").write_text(markdown(rows, dataset))
-        (out / f"weights_{tag}.json").write_text(json.dumps({"rows": rows, "records": records}, indent=1))
-        plot(rows, out / f"weights_{tag}.png", dataset)
+        write_analysis(
+            out,
+            "weights",
+            dataset,
+            markdown(rows, dataset),
+            {"rows": rows, "records": records},
+            lambda png: plot(rows, png, dataset),
+        )
     return rows
 
 
