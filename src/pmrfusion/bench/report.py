@@ -11,7 +11,7 @@ import json
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -353,6 +353,20 @@ def relink(markdown: str, source_dir: Path, dest_dir: Path) -> str:
     return _LINK.sub(lambda m: f"{m.group(1)}{prefix}/{m.group(2)}{m.group(3)}", markdown)
 
 
+def per_dataset_section(
+    res: Results, table: Callable[[Results, str], str], title: str, intro: str
+) -> list[str]:
+    """Markdown lines: a section with one table per dataset that has one (none if no dataset does)."""
+    tables = [(ds, table(res, ds)) for ds in res.datasets]
+    if not any(t for _, t in tables):
+        return []
+    lines = [f"## {title}", "", intro, ""]
+    for ds, t in tables:
+        if t:
+            lines += [f"### {ds}", "", t]
+    return lines
+
+
 def demote_headings(markdown: str) -> str:
     """One more '#' on every heading outside code fences (to nest a page under another)."""
     out, fenced = [], False
@@ -450,32 +464,21 @@ def write_report(directory: str | Path) -> Path:
                     rows = [[m, *[_fmt(res.values(ds, m, c)) for c in conds]] for m in res.methods_of(ds)]
                     lines += [f"{ds}, {proto}:", "", _table(["method", *conds], rows)]
 
-    miss = [(ds, missing_table(res, ds)) for ds in res.datasets]
-    if any(t for _, t in miss):
-        lines += [
-            "## Missing modalities",
-            "",
-            "Absent modalities are fed as zeros (the papers' protocol). Every non-empty proper "
-            "subset for up to 4 modalities; leave-one-out and keep-one beyond. "
-            "`missing:X` = X absent; `keep:X` = only X present.",
-            "",
-        ]
-        for ds, t in miss:
-            if t:
-                lines += [f"### {ds}", "", t]
-
-    conf = [(ds, conflict_table(res, ds)) for ds in res.datasets]
-    if any(t for _, t in conf):
-        lines += [
-            "## Conflictive test sets (RCML-style)",
-            "",
-            "`conflict:noise`: 10% of test rows get Gaussian noise on one view; `conflict:swap`: "
-            "40% of rows get one view from a row of another class; `conflict:all`: both.",
-            "",
-        ]
-        for ds, t in conf:
-            if t:
-                lines += [f"### {ds}", "", t]
+    lines += per_dataset_section(
+        res,
+        missing_table,
+        "Missing modalities",
+        "Absent modalities are fed as zeros (the papers' protocol). Every non-empty proper "
+        "subset for up to 4 modalities; leave-one-out and keep-one beyond. "
+        "`missing:X` = X absent; `keep:X` = only X present.",
+    )
+    lines += per_dataset_section(
+        res,
+        conflict_table,
+        "Conflictive test sets (RCML-style)",
+        "`conflict:noise`: 10% of test rows get Gaussian noise on one view; `conflict:swap`: "
+        "40% of rows get one view from a row of another class; `conflict:all`: both.",
+    )
 
     pub = published_section(res)
     if pub:
