@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-
-def per_seed(records, method, predicate):
-    by_seed = defaultdict(list)
-    for r in records:
-        if r["method"] == method and r["metric"] == "accuracy" and predicate(r):
-            by_seed[r["seed"]].append(r["value"])
-    return np.array([np.mean(v) for _, v in sorted(by_seed.items())])
+from pmrfusion.bench.store import is_keep_one, is_leave_one_out, per_seed_means
 
 
 def fmt(v: np.ndarray) -> str:
@@ -34,14 +27,10 @@ def main() -> None:
         num_mods = max(len(r["present"]) for r in records)
         for method in dict.fromkeys(r["method"] for r in records):
             cols = [
-                per_seed(records, method, lambda r: r["condition"] == "clean"),
-                per_seed(
-                    records,
-                    method,
-                    lambda r, k=num_mods: r["protocol"] == "missing" and len(r["present"]) == k - 1,
-                ),
-                per_seed(records, method, lambda r: r["protocol"] == "missing" and len(r["present"]) == 1),
-                per_seed(records, method, lambda r: r["condition"] == "gaussian:10"),
+                per_seed_means(records, method, lambda r: r["condition"] == "clean"),
+                per_seed_means(records, method, lambda r, k=num_mods: is_leave_one_out(r, k)),
+                per_seed_means(records, method, is_keep_one),
+                per_seed_means(records, method, lambda r: r["condition"] == "gaussian:10"),
             ]
             print(f"| {records[0]['dataset']} | {method} | " + " | ".join(fmt(c) for c in cols) + " |")
 

@@ -14,7 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from pmrfusion.bench.runner import RunSpec, evaluate, fit_method, run_grid
-from pmrfusion.bench.store import group_mean, is_keep_one, is_leave_one_out, summarize, write_results
+from pmrfusion.bench.store import (
+    group_mean,
+    is_keep_one,
+    is_leave_one_out,
+    summarize,
+    summary_grid,
+    write_results,
+)
 from pmrfusion.commands import register_all
 from pmrfusion.data.loaders import available_datasets, load_dataset
 from pmrfusion.data.tensors import prepare, to_split
@@ -187,22 +194,15 @@ def eval_cmd(
 
 
 def _print_summary(records: list[dict], num_modalities: int) -> None:
-    rows = summarize(records)
-    methods_ = list(dict.fromkeys(r.method for r in rows))
+    methods_, grid = summary_grid(summarize(records))
     table = Table("condition", *methods_, title="accuracy: mean ± std (worst seed)")
-    conds = list(dict.fromkeys((r.dataset, r.protocol, r.condition) for r in rows))
-    cell = {(r.dataset, r.protocol, r.condition, r.method): r for r in rows}
-    for ds, proto, cond in conds:
-        vals = []
-        for m in methods_:
-            r = cell.get((ds, proto, cond, m))
-            vals.append(f"{r.mean:.4f} ± {r.std:.4f} ({r.worst:.4f})" if r else "")
+    for _, cond, vals in grid:
         table.add_row(cond, *vals)
     if any(r["protocol"] == "missing" for r in records):
         loo = [group_mean(records, m, lambda r: is_leave_one_out(r, num_modalities)) for m in methods_]
-        keep = [group_mean(records, m, is_keep_one) for m in methods_]
         table.add_row("[b]mean leave-one-out[/b]", *[f"{v:.4f}" for v in loo])
         if num_modalities > 2:
+            keep = [group_mean(records, m, is_keep_one) for m in methods_]
             table.add_row("[b]mean keep-one[/b]", *[f"{v:.4f}" for v in keep])
     console.print(table)
 

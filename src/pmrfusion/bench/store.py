@@ -56,15 +56,19 @@ def summarize(records: Iterable[dict], metric: str = "accuracy") -> list[Summary
     return rows
 
 
-def group_mean(records: Iterable[dict], method: str, predicate, metric: str = "accuracy") -> float:
-    """Mean over seeds of the per-seed average across the conditions selected by `predicate`."""
+def per_seed_means(records: Iterable[dict], method: str, predicate, metric: str = "accuracy") -> np.ndarray:
+    """Per seed (in seed order), the average over the conditions selected by `predicate`."""
     per_seed: dict[int, list[float]] = defaultdict(list)
     for r in records:
         if r["method"] == method and r["metric"] == metric and predicate(r):
             per_seed[r["seed"]].append(float(r["value"]))
-    if not per_seed:
-        return float("nan")
-    return float(np.mean([np.mean(v) for v in per_seed.values()]))
+    return np.array([np.mean(v) for _, v in sorted(per_seed.items())])
+
+
+def group_mean(records: Iterable[dict], method: str, predicate, metric: str = "accuracy") -> float:
+    """Mean over seeds of the per-seed average across the conditions selected by `predicate`."""
+    values = per_seed_means(records, method, predicate, metric)
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def is_leave_one_out(r: dict, num_modalities: int) -> bool:
@@ -75,19 +79,28 @@ def is_keep_one(r: dict) -> bool:
     return r["protocol"] == "missing" and len(r["present"]) == 1
 
 
-def markdown_table(rows: list[SummaryRow]) -> str:
-    """One row per condition, one column per method: mean ± std (worst seed)."""
+def summary_grid(rows: list[SummaryRow]) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
+    """(methods, [(dataset, condition, cells)]): one cell per method, mean ± std (worst seed)."""
     methods = list(dict.fromkeys(r.method for r in rows))
     conds = list(dict.fromkeys((r.dataset, r.protocol, r.condition) for r in rows))
     cell = {(r.dataset, r.protocol, r.condition, r.method): r for r in rows}
-    out = io.StringIO()
-    out.write("| dataset | condition | " + " | ".join(methods) + " |\n")
-    out.write("|---|---|" + "---|" * len(methods) + "\n")
+    grid = []
     for ds, proto, cond in conds:
         vals = []
         for m in methods:
             r = cell.get((ds, proto, cond, m))
             vals.append(f"{r.mean:.4f} ± {r.std:.4f} ({r.worst:.4f})" if r else "")
+        grid.append((ds, cond, vals))
+    return methods, grid
+
+
+def markdown_table(rows: list[SummaryRow]) -> str:
+    """One row per condition, one column per method: mean ± std (worst seed)."""
+    methods, grid = summary_grid(rows)
+    out = io.StringIO()
+    out.write("| dataset | condition | " + " | ".join(methods) + " |\n")
+    out.write("|---|---|" + "---|" * len(methods) + "\n")
+    for ds, cond, vals in grid:
         out.write(f"| {ds} | {cond} | " + " | ".join(vals) + " |\n")
     return out.getvalue()
 
