@@ -22,7 +22,7 @@ import torch
 
 from pmrfusion.bench.runner import RunSpec, run_grid
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.eval.retrieval import retrieval_table, run_retrieval
+from pmrfusion.bench.retrieval import retrieval_table, run_retrieval
 from pmrfusion.train.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
-from pmrfusion.bench.store import write_results
+from pmrfusion.bench.records import write_results
 
 
 def records_of(src: Path) -> list[dict]:

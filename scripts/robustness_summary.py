@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pmrfusion.bench.store import is_keep_one, is_leave_one_out, per_seed_means
+from pmrfusion.bench.records import is_keep_one, is_leave_one_out, per_seed_means
 
 
 def fmt(v: np.ndarray) -> str:

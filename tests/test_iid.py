@@ -126,7 +126,7 @@ def test_iid_q_trains_on_handwritten():
 
 def test_analysis_wasserstein_of_a_translation_is_the_shift():
     pytest.importorskip("ot")
-    from pmrfusion.analysis.coherence import mean_pairwise_wasserstein, wasserstein2
+    from pmrfusion.analysis.coherence_analysis import mean_pairwise_wasserstein, wasserstein2
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(30, 4, generator=g)

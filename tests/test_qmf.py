@@ -163,7 +163,7 @@ def test_qmf_trains_on_handwritten():
 
 
 def test_analysis_weights_and_pearson():
-    from pmrfusion.analysis.weights import pearson, weights_and_losses
+    from pmrfusion.analysis.weights_analysis import pearson, weights_and_losses
 
     assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)

@@ -59,7 +59,7 @@ def test_random_embeddings_give_chance_map():
 
 def test_run_retrieval_wikipedia_small(data_root):
     from pmrfusion.data.loaders import load_dataset
-    from pmrfusion.eval.retrieval import retrieval_table, run_retrieval
+    from pmrfusion.bench.retrieval import retrieval_table, run_retrieval
     from pmrfusion.train.trainer import TrainConfig
 
     data = load_dataset("wikipedia", data_root)

@@ -7,7 +7,6 @@ printed with their source, split and protocol.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import defaultdict
@@ -16,7 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pmrfusion.bench.store import atomic_write_text
+from pmrfusion.bench.records import (
+    atomic_write_text,
+    format_mean_std_worst,
+    parse_condition,
+    read_records,
+    read_suite_settings,
+    safe_component,
+    skipped_notes,
+)
 from pmrfusion.errors import PMRFusionError
 
 # RCML / ECML (Xu et al., AAAI 2024), Tables 2 and 3: test accuracy in %, mean ± std over 10
@@ -107,14 +114,14 @@ class Results:
 
 
 def _fmt(v: np.ndarray, pct: bool = True) -> str:
-    if v.size == 0:
-        return "–"
-    k = 100.0 if pct else 1.0
-    return f"{k * v.mean():.2f} ± {k * v.std():.2f} ({k * v.min():.2f})"
+    return format_mean_std_worst(v, 100.0 if pct else 1.0, digits=2, empty="–")
 
 
 def _eps(cond: str) -> float:
-    return float(cond.split(":", 1)[1])
+    level = parse_condition(cond)[1]
+    if level is None:
+        raise ValueError(f"condition {cond!r} has no numeric level")
+    return level
 
 
 # ----------------------------------------------------------------------------- figures
@@ -380,37 +387,11 @@ def demote_headings(markdown: str) -> str:
 
 
 def load_records(directory: Path) -> list[dict]:
-    path = Path(directory) / "results.json"
-    if not path.exists():
-        raise PMRFusionError(f"{path} not found: run `pmrfusion bench` (or --suite) with --out {directory}")
-    try:
-        records = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise PMRFusionError(f"cannot read {path}: {e}") from None
-    if not isinstance(records, list):
-        raise PMRFusionError(f"{path} is not a list of records")
-    return records
+    return read_records(directory)
 
 
 def _suite_info(directory: Path) -> tuple[dict | None, list[str]]:
-    settings = None
-    path = directory / "suite.json"
-    if path.exists():
-        try:
-            settings = json.loads(path.read_text()).get("settings")
-        except (OSError, json.JSONDecodeError):
-            settings = None
-    notes = []
-    cells = directory / "cells"
-    if cells.is_dir():
-        for p in sorted(cells.glob("*.json")):
-            try:
-                c = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if c.get("status") != "ok":
-                notes.append(f"{c['dataset']}/{c['method']}/seed {c['seed']}: {c.get('note', '')}")
-    return settings, notes
+    return read_suite_settings(directory), skipped_notes(directory)
 
 
 def write_report(directory: str | Path) -> Path:
@@ -418,7 +399,7 @@ def write_report(directory: str | Path) -> Path:
     directory = Path(directory)
     res = Results(load_records(directory))
     if not res.datasets:
-        raise PMRFusionError(f"{directory}/results.json holds no accuracy records")
+        raise PMRFusionError(f"{directory} holds no accuracy records")
     settings, notes = _suite_info(directory)
     seeds = sorted({s for d in res.acc.values() for s in d})
     lines = [
@@ -455,7 +436,7 @@ def write_report(directory: str | Path) -> Path:
         "",
     ]
     for ds in res.datasets:
-        fig = f"fig_noise_{ds}.png"
+        fig = f"fig_noise_{safe_component(ds)}.png"  # ds comes from the records: never a path
         if noise_figure(res, ds, directory / fig):
             lines += [f"![{ds}]({fig})", ""]
             for proto in NOISE_PROTOCOLS:

@@ -1,4 +1,16 @@
-"""Train every method for every seed and evaluate it under every protocol condition."""
+"""The one experiment runner: fit a method on a prepared split, evaluate it for a task.
+
+Every experiment of the package (the `bench` and `suite` commands, retrieval, the dynamic-fusion
+benchmark, the analyses) goes through `fit_method` + a task's evaluation, usually via `run_grid`.
+
+- A **task** (`TASKS`, `register_task`) says how a trained model is scored on the test split:
+  "classification" (every condition of every protocol, `classification_metrics`) and "retrieval"
+  (cross-modal mAP/R@k on test embeddings, plus model-free baselines such as CCA per seed). A
+  regression task registers itself here with its own `evaluate` (and metrics in `eval/`).
+- A **model builder** (`RunSpec.build`, `fit_method(..., build=...)`) makes the model; the default
+  is `methods.build_method(name, dims, num_classes, **options)`. Encoders over raw data plug in
+  here (a builder that wraps a method with per-modality encoders), without a new loop.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +23,76 @@ from typing import Any
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import PreparedData, prepare
+from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.metrics import classification_metrics
 from pmrfusion.eval.protocols import check_protocol, conditions
 from pmrfusion.methods.base import FusionModel, build_method, method_config
 from pmrfusion.train.trainer import TrainConfig, TrainResult, predict, seed_everything, train
 
+# (method, dims, num_classes, **options) -> model; the default is `build_method`
+ModelBuilder = Callable[..., FusionModel]
+# (model, prepared, protocols, seed, base record fields, task options) -> records
+Evaluator = Callable[[FusionModel, PreparedData, Sequence[str], int, dict, dict], list[dict]]
+# (prepared, seed, base record fields, task options) -> records of model-free baselines
+Baselines = Callable[[PreparedData, int, dict, dict], list[dict]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """How a trained model is scored, and what the task adds to every method's options."""
+
+    name: str
+    evaluate: Evaluator
+    baselines: Baselines | None = None
+    uses_protocols: bool = True
+    method_overrides: Callable[[dict], dict] = lambda options: {}  # noqa: E731
+    check: Callable[[MultimodalData, dict], None] = lambda data, options: None  # noqa: E731
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise PMRFusionError(f"unknown task '{name}': use one of {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
 
 @dataclass
 class RunSpec:
+    """What to run: methods x seeds, scored for `task` (under `protocols` where the task uses them)."""
+
     methods: Sequence[str]
     protocols: Sequence[str] = ("clean", "missing", "gaussian")
     seeds: Sequence[int] = (0, 1, 2, 3, 4)
     method_overrides: dict[str, Any] = field(default_factory=dict)  # applied where a method has the key
     train: TrainConfig = field(default_factory=TrainConfig)  # label noise: train.label_noise
     val_fraction: float = 0.15
+    task: str = "classification"
+    task_options: dict[str, Any] = field(default_factory=dict)  # e.g. retrieval: objective, cca
+    build: ModelBuilder | None = None  # None: methods.build_method
+
+    def __post_init__(self) -> None:
+        if isinstance(self.methods, str) or isinstance(self.protocols, str):
+            raise PMRFusionError("RunSpec.methods and .protocols are sequences of names, not one string")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise PMRFusionError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if any(not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise PMRFusionError(f"seeds must be non-negative integers, got {list(self.seeds)}")
+        get_task(self.task)
+
+    def check(self) -> None:
+        """Unknown method or protocol names fail here, before any training."""
+        for m in self.methods:
+            method_config(m)
+        if get_task(self.task).uses_protocols:
+            for proto in self.protocols:
+                check_protocol(proto)
 
     @property
     def label_noise(self) -> float:
@@ -48,11 +116,17 @@ def seeded_splits(
 
 
 def fit_method(
-    method: str, prepared: PreparedData, seed: int, overrides: dict[str, Any], tc: TrainConfig
+    method: str,
+    prepared: PreparedData,
+    seed: int,
+    overrides: dict[str, Any],
+    tc: TrainConfig,
+    build: ModelBuilder | None = None,
 ) -> tuple[FusionModel, TrainResult]:
-    """Build `method` under `seed` and train it on the prepared splits."""
+    """Build `method` under `seed` (with `build`, default `build_method`) and train it."""
     seed_everything(seed)
-    model = build_method(method, prepared.dims, prepared.num_classes, **overrides_for(method, overrides))
+    builder = build or build_method
+    model = builder(method, prepared.dims, prepared.num_classes, **overrides_for(method, overrides))
     result = train(model, prepared.train, prepared.val, dataclasses.replace(tc, seed=seed))
     return model, result
 
@@ -64,7 +138,7 @@ def evaluate(
     seed: int,
     base: dict[str, Any],
 ) -> list[dict]:
-    """Records for every metric of every condition of every protocol."""
+    """Classification records for every metric of every condition of every protocol."""
     records = []
     train_range = prepared.train_range
     for proto in protocols:
@@ -87,27 +161,61 @@ def evaluate(
     return records
 
 
+def run_one(
+    method: str, prepared: PreparedData, seed: int, spec: RunSpec, dataset: str
+) -> tuple[list[dict], TrainResult]:
+    """Fit one method on one prepared split and score it for the spec's task."""
+    task = get_task(spec.task)
+    overrides = {**spec.method_overrides, **task.method_overrides(spec.task_options)}
+    model, result = fit_method(method, prepared, seed, overrides, spec.train, spec.build)
+    base = {"dataset": dataset, "method": method}
+    return task.evaluate(model, prepared, spec.protocols, seed, base, spec.task_options), result
+
+
 def run_grid(
     data: MultimodalData,
     spec: RunSpec,
     on_cell: Callable[[str, int, float], None] | None = None,
 ) -> list[dict]:
-    """Records for methods x seeds x protocol conditions (accuracy as a fraction)."""
-    for m in spec.methods:
-        method_config(m)  # fail fast on unknown names, before any training
-    for proto in spec.protocols:
-        check_protocol(proto)
+    """Records for seeds x (task baselines, then methods), in that order."""
+    spec.check()
+    task = get_task(spec.task)
+    task.check(data, spec.task_options)
     records: list[dict] = []
     for seed in spec.seeds:
         prepared = prepare(data, spec.val_fraction, seed)
+        if task.baselines is not None:
+            records.extend(task.baselines(prepared, seed, {"dataset": data.name}, spec.task_options))
         for method in spec.methods:
             t0 = time.perf_counter()
-            model, _ = fit_method(method, prepared, seed, spec.method_overrides, spec.train)
-            base = {"dataset": data.name, "method": method}
-            records.extend(evaluate(model, prepared, spec.protocols, seed, base))
+            recs, _ = run_one(method, prepared, seed, spec, data.name)
+            records.extend(recs)
             if on_cell is not None:
                 on_cell(method, seed, time.perf_counter() - t0)
     return records
 
 
-__all__ = ["RunSpec", "evaluate", "fit_method", "overrides_for", "run_grid"]
+register_task(Task("classification", lambda model, prepared, protocols, seed, base, options: evaluate(
+    model, prepared, protocols, seed, base)))  # fmt: skip
+
+
+def _register_builtin_tasks() -> None:
+    from pmrfusion.bench import retrieval  # noqa: F401  (registers "retrieval")
+
+
+_register_builtin_tasks()
+
+__all__ = [
+    "TASKS",
+    "ModelBuilder",
+    "RunSpec",
+    "Task",
+    "evaluate",
+    "fit_method",
+    "get_task",
+    "overrides_for",
+    "register_task",
+    "run_grid",
+    "run_one",
+    "seeded_splits",
+]

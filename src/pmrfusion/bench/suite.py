@@ -4,9 +4,11 @@ Layout of the output folder DIR:
 - DIR/suite.json: the settings that every cell must share (protocols, training config, method
   options, validation fraction). A later run with different settings is refused.
 - DIR/cells/<dataset>__<method>__seed<k>.json: one file per finished cell, written
-  atomically; status "ok" with its records, or "skipped" with a note (e.g. a method that
-  cannot run on that dataset). A cell whose file exists is never recomputed; delete the file
-  to recompute it.
+  atomically with a checksum; status "ok" with its records, or "skipped" with a note (e.g. a
+  method that cannot run on that dataset). A cell whose file is valid is never recomputed;
+  a truncated or bad-checksum file is recomputed; delete the file to recompute it.
+The file layout and its durability live in `bench.records`; the settings check and claim of
+suite.json happen under an fcntl lock on DIR/.suite.lock.
 - DIR/results.json (.csv, .md): every finished cell's records merged in a fixed order
   (dataset, method, seed), rewritten atomically after the run.
 
@@ -19,9 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import json
 import multiprocessing
-import re
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
+from pmrfusion.bench import records as store
 from pmrfusion.bench.runner import evaluate, fit_method
-from pmrfusion.bench.store import atomic_write_text, write_results
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import prepare
@@ -56,8 +56,7 @@ class Cell:
 
     @property
     def filename(self) -> str:
-        safe = [re.sub(r"[^A-Za-z0-9._-]+", "_", s) for s in (self.dataset, self.method)]
-        return f"{safe[0]}__{safe[1]}__seed{self.seed}.json"
+        return store.cell_filename(self.dataset, self.method, self.seed)
 
     def __str__(self) -> str:
         return f"{self.dataset}/{self.method}/seed {self.seed}"
@@ -196,41 +195,12 @@ def _init_worker() -> None:
 
 
 def cell_path(out: Path, cell: Cell) -> Path:
-    return Path(out) / "cells" / cell.filename
-
-
-def _check_settings(out: Path, spec: SuiteSpec) -> None:
-    path = out / "suite.json"
-    settings = spec.settings()
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise PMRFusionError(f"{path} is unreadable ({e}); use a new --out folder") from None
-        if old.get("settings") != settings:
-            diff = sorted(k for k in settings if old.get("settings", {}).get(k) != settings[k])
-            raise PMRFusionError(
-                f"{out} holds a suite run with other settings ({', '.join(diff)}); "
-                "use a new --out folder or the same options"
-            )
-        known = old.get("cells", [])
-    else:
-        known = []
-    names = list(dict.fromkeys(known + [c.filename for c in spec.cells()]))
-    atomic_write_text(path, json.dumps({"settings": settings, "cells": names}, indent=1) + "\n")
+    return store.cell_path(out, cell.filename)
 
 
 def read_cells(out: Path) -> list[dict]:
     """Every finished cell's payload, ordered by (dataset, method, seed)."""
-    folder = Path(out) / "cells"
-    payloads = []
-    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            payloads.append(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue  # cannot happen with atomic writes; treat as unfinished
-    payloads.sort(key=lambda c: (c["dataset"], c["method"], int(c["seed"])))
-    return payloads
+    return store.read_cells(out)
 
 
 def merge(out: Path, header: str = "") -> tuple[list[dict], list[str]]:
@@ -245,12 +215,12 @@ def merge(out: Path, header: str = "") -> tuple[list[dict], list[str]]:
     text = header
     if notes:
         text += ("\n\n" if text else "") + "\n".join(f"- note: {n}" for n in notes)
-    write_results(Path(out), records, text)
+    store.write_results(Path(out), records, text)
     return records, notes
 
 
 def _store(out: Path, cell: Cell, payload: dict) -> None:
-    atomic_write_text(cell_path(out, cell), json.dumps(payload) + "\n")
+    store.store_cell(out, cell.filename, payload)
 
 
 def run_suite(
@@ -275,9 +245,9 @@ def run_suite(
         check_protocol(p)
     if not spec.datasets or not spec.methods or not spec.seeds:
         raise PMRFusionError("the suite is empty: give at least one dataset, method and seed")
-    _check_settings(out, spec)
+    store.claim_suite(out, spec.settings(), [c.filename for c in spec.cells()])
     cells = spec.cells()
-    todo = [c for c in cells if not cell_path(out, c).exists()]
+    todo = [c for c in cells if not store.cell_done(out, c.filename)]  # bad or truncated: recomputed
     total = len(cells)
     done = total - len(todo)
     reused = done

@@ -9,12 +9,11 @@ split, z_m = h_m(x_m). We report, averaged over modality pairs:
   the scale-free quantity that L_dc optimises; the raw W2 also moves when the features just shrink.
 We also report test accuracy clean and under gaussian eps 5 and 10 for each variant.
 
-    python -m pmrfusion.analysis.coherence --dataset cub --seeds 5 --out DIR
+    pmrfusion analyze-dynamic coherence --dataset cub --seeds 5 --out DIR
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -180,31 +179,3 @@ def run(
             lambda png: plot(rows, png, dataset, method),
         )
     return rows
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="IID distribution coherence and ablation")
-    ap.add_argument("--dataset", default="cub")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--method", default="iid-q", choices=["iid-l", "iid-q", "iid-p"])
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--out", default="coherence-analysis")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    rows = run(
-        args.dataset,
-        args.seeds,
-        args.out,
-        args.method,
-        args.epochs,
-        args.data_root,
-        log=lambda s: print(s, flush=True),
-    )
-    print(markdown(rows, args.dataset, args.method))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

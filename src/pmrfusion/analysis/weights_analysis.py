@@ -8,12 +8,11 @@ modality, Pearson r between the fusion weight of each sample and that modality's
 Methods: qmf (paper), qmf (code), pdf, and a softmax-confidence baseline, which is the max softmax
 probability of each late-fusion head (the late model itself averages with fixed weights).
 
-    python -m pmrfusion.analysis.weights --dataset cub --seeds 5 --out DIR
+    pmrfusion analyze-dynamic weights --dataset cub --seeds 5 --out DIR
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -201,24 +200,3 @@ def run(
             lambda png: plot(rows, png, dataset),
         )
     return rows
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Pearson r between fusion weights and per-sample losses")
-    ap.add_argument("--dataset", default="cub")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--out", default="weights-analysis")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    rows = run(
-        args.dataset, args.seeds, args.out, args.epochs, args.data_root, log=lambda s: print(s, flush=True)
-    )
-    print(markdown(rows, args.dataset))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

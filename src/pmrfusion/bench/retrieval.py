@@ -1,0 +1,191 @@
+"""The retrieval task: test embeddings of both modalities scored by cross-modal mAP/R@k, CCA beside.
+
+Registered as task "retrieval" of the runner; `run_retrieval` and `retrieval_experiment` are
+thin calls of `runner.run_grid` with that task.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pmrfusion.bench.records import atomic_write_text, format_mean_std_worst
+from pmrfusion.bench.runner import RunSpec, Task, register_task, run_grid
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.eval.retrieval import cross_modal_metrics
+
+OBJECTIVES = ("contrastive", "joint")
+
+
+def _embeddings(model, split) -> dict[str, np.ndarray]:
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        out = model(split.features, None)
+    if not out.embeddings:
+        raise PMRFusionError(
+            "method returns no embeddings: use a contrastive method (cmmp, rg-cmmp, sg-cmmp)"
+        )
+    return {m: e.detach().cpu().numpy() for m, e in out.embeddings.items()}
+
+
+def cca_embeddings(prepared, n_components: int | None = None, max_iter: int = 2000):
+    """scikit-learn CCA fitted on the (scaled) train rows; test projections of both views."""
+    from sklearn.cross_decomposition import CCA
+
+    a, b = prepared.modalities[:2]
+    xa, xb = prepared.train.features[a].numpy(), prepared.train.features[b].numpy()
+    k = n_components or min(xa.shape[1], xb.shape[1])
+    cca = CCA(n_components=k, max_iter=max_iter, scale=False).fit(xa, xb)
+    ta, tb = cca.transform(prepared.test.features[a].numpy(), prepared.test.features[b].numpy())
+    return ta, tb
+
+
+def _records(dataset: str, method: str, seed: int, metrics: dict[str, float], mods: list[str]) -> list[dict]:
+    return [
+        {
+            "dataset": dataset,
+            "method": method,
+            "protocol": "retrieval",
+            "condition": cond,
+            "present": list(mods),
+            "seed": seed,
+            "metric": cond.split(":", 1)[1],
+            "value": float(v),
+        }
+        for cond, v in metrics.items()
+    ]
+
+
+def _evaluate(model, prepared, protocols, seed: int, base: dict, options: dict) -> list[dict]:
+    mods = list(prepared.modalities)
+    emb = _embeddings(model, prepared.test)
+    met = cross_modal_metrics(emb[mods[0]], emb[mods[1]], prepared.test.labels.numpy(), tuple(mods))
+    return _records(base["dataset"], base["method"], seed, met, mods)
+
+
+def _baselines(prepared, seed: int, base: dict, options: dict) -> list[dict]:
+    if not options.get("cca", True):
+        return []
+    mods = list(prepared.modalities)
+    ta, tb = cca_embeddings(prepared)
+    met = cross_modal_metrics(ta, tb, prepared.test.labels.numpy(), tuple(mods))
+    return _records(base["dataset"], "cca", seed, met, mods)
+
+
+def _check(data, options: dict) -> None:
+    objective = options.get("objective", "contrastive")
+    if objective not in OBJECTIVES:
+        raise PMRFusionError(f"objective must be 'contrastive' or 'joint', got {objective!r}")
+    if len(data.modalities) != 2:
+        raise PMRFusionError(f"retrieval needs exactly 2 modalities, dataset has {data.modalities}")
+
+
+RETRIEVAL = register_task(
+    Task(
+        "retrieval",
+        evaluate=_evaluate,
+        baselines=_baselines,
+        uses_protocols=False,
+        # "contrastive": the embeddings are trained by InfoNCE (+ PMR preservation) only and the
+        # classifier reads a detached representation (a probe for early stopping); "joint": the
+        # classification loss also trains the embeddings
+        method_overrides=lambda options: {
+            "probe_only": options.get("objective", "contrastive") == "contrastive"
+        },
+        check=_check,
+    )
+)
+
+
+def run_retrieval(
+    data,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    tc,
+    overrides: dict[str, Any] | None = None,
+    objective: str = "contrastive",
+    with_cca: bool = True,
+    on_cell: Callable[[str, int], None] | None = None,
+) -> list[dict]:
+    """Retrieval records for seeds x (CCA, methods): `run_grid` with task "retrieval"."""
+    if objective not in OBJECTIVES:
+        raise PMRFusionError(f"objective must be 'contrastive' or 'joint', got {objective!r}")
+    spec = RunSpec(
+        methods=list(methods),
+        seeds=list(seeds),
+        method_overrides=dict(overrides or {}),
+        train=tc,
+        task="retrieval",
+        task_options={"objective": objective, "cca": with_cca},
+    )
+    cb = None if on_cell is None else (lambda m, s, _seconds: on_cell(m, s))
+    return run_grid(data, spec, cb)
+
+
+def retrieval_table(records: list[dict], conditions: Sequence[str] | None = None) -> str:
+    """Markdown: one row per condition, one column per method, mean ± std over seeds (worst)."""
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    conds = list(conditions or dict.fromkeys(r["condition"] for r in records))
+    cell: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        cell.setdefault((r["condition"], r["method"]), []).append(r["value"])
+    lines = ["| condition | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for c in conds:
+        vals = [format_mean_std_worst(cell.get((c, m), [])) for m in methods]
+        lines.append(f"| {c} | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def retrieval_experiment(
+    dataset: str,
+    methods: Sequence[str],
+    seeds: int,
+    out: Path,
+    objective: str = "contrastive",
+    epochs: int = 100,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    cca: bool = True,
+    data_root: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> str:
+    """Retrieval on a two-modality dataset; writes OUT/results.json and OUT/results.md, returns the md."""
+    from pmrfusion.data.loaders import load_dataset
+    from pmrfusion.methods import method_config
+    from pmrfusion.train.trainer import TrainConfig
+
+    names = list(methods)
+    for m in names:
+        method_config(m)
+    if seeds < 1:
+        raise PMRFusionError("--seeds must be >= 1")
+    data = load_dataset(dataset, data_root)
+    tc = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
+    records = run_retrieval(
+        data, names, list(range(seeds)), tc, objective=objective, with_cca=cca,
+        on_cell=lambda m, s: log(f"[dim]{m} seed {s} done[/dim]"),
+    )  # fmt: skip
+    a, b = data.modalities[:2]
+    main = [f"{a}2{b}:mAP", f"{b}2{a}:mAP", "mean:mAP"]
+    rest = [c for c in dict.fromkeys(r["condition"] for r in records) if c not in main]
+    md = (
+        f"# Retrieval on {data.name}: {', '.join(names)}{' + CCA' if cca else ''}; {seeds} seeds; "
+        f"objective {objective}\n\nmean ± std over seeds (worst seed). mAP: category-match relevance "
+        "over the whole test gallery; R@k: the paired item in the top k.\n\n"
+        + retrieval_table(records, main + rest)
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(records, indent=1) + "\n")
+    atomic_write_text(out / "results.md", md)
+    log(md)
+    log(f"{len(records)} records written to {out}/results.json (.md)")
+    return md
+
+
+__all__ = ["RETRIEVAL", "cca_embeddings", "retrieval_experiment", "retrieval_table", "run_retrieval"]

@@ -1,0 +1,121 @@
+"""`pmrfusion bench`: methods x seeds on one dataset under protocols; DIR/results.*."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pmrfusion.bench.records import write_results
+from pmrfusion.bench.runner import RunSpec, run_grid
+from pmrfusion.cli.app import app, console
+from pmrfusion.cli.options import (
+    DataRoot,
+    LabelNoise,
+    ModalityDropout,
+    Quiet,
+    SetOpt,
+    parse_sets,
+    split_list,
+    train_config,
+)
+from pmrfusion.cli.summary import print_summary
+from pmrfusion.data.loaders import load_dataset
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.methods import method_config
+
+
+@app.command()
+def bench(
+    dataset: Annotated[str, typer.Option(help="built-in name or path to .npz/.mat")] = "handwritten",
+    methods_: Annotated[
+        str | None, typer.Option("--methods", help="comma-separated (default concat,late,sg-concat)")
+    ] = None,
+    protocols: Annotated[
+        str | None, typer.Option(help="comma-separated (default clean,missing,gaussian)")
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(help="number of seeds 0..seeds-1 (default 3)")] = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/bench"),
+    epochs: int = 150,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    set_: SetOpt = None,
+    data_root: DataRoot = None,
+    quiet: Quiet = False,
+    label_noise: LabelNoise = 0.0,
+    modality_dropout: ModalityDropout = 0.0,
+    task: Annotated[
+        str, typer.Option(help="deprecated alias: 'retrieval' runs `pmrfusion retrieval`")
+    ] = "classification",
+    suite: Annotated[str | None, typer.Option(help="deprecated alias of `pmrfusion suite NAME`")] = None,
+    datasets_: Annotated[
+        str | None, typer.Option("--datasets", help="deprecated (with --suite): see `pmrfusion suite`")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="deprecated (with --suite): see `pmrfusion suite`")] = 1,
+) -> None:
+    """Train methods x seeds, evaluate every protocol; print a summary and write DIR/results.*.
+
+    The whole benchmark suite is `pmrfusion suite`, retrieval is `pmrfusion retrieval`
+    (`--suite` and `--task retrieval` here are deprecated aliases of those commands).
+    """
+    if task == "retrieval":
+        from pmrfusion.bench.retrieval import retrieval_experiment
+
+        retrieval_experiment(
+            dataset, split_list(methods_ or "cmmp,rg-cmmp,sg-cmmp"), seeds or 5, out,
+            epochs=epochs, lr=lr, data_root=data_root, log=console.print,
+        )  # fmt: skip
+        return
+    if task != "classification":
+        raise PMRFusionError(f"unknown task '{task}': use 'classification' or 'retrieval'")
+    if suite is not None:
+        from pmrfusion.cli.suite import run_suite_command
+
+        run_suite_command(
+            suite, datasets_, methods_, protocols, seeds, out, jobs, data_root, quiet, set_,
+            train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
+        )  # fmt: skip
+        return
+    if datasets_ is not None or jobs != 1:
+        raise PMRFusionError("--datasets and --jobs apply to suite runs only: use `pmrfusion suite`")
+    seeds = 3 if seeds is None else seeds
+    if seeds < 1:
+        raise PMRFusionError("--seeds must be >= 1")
+    spec = RunSpec(
+        methods=split_list(methods_ or "concat,late,sg-concat"),
+        protocols=split_list(protocols or "clean,missing,gaussian"),
+        seeds=list(range(seeds)),
+        method_overrides=parse_sets(set_),
+        train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
+    )
+    for m in spec.methods:
+        method_config(m)
+    data = load_dataset(dataset, data_root)
+    console.print(data.summary())
+    for note in data.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+    start = time.perf_counter()
+    total = len(spec.methods) * len(spec.seeds)
+    if quiet:
+        records = run_grid(data, spec)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            bar = progress.add_task("bench", total=total)
+
+            def on_cell(method: str, seed: int, seconds: float) -> None:
+                progress.update(bar, advance=1, description=f"{method} seed {seed} ({seconds:.1f}s)")
+
+            records = run_grid(data, spec, on_cell)
+    header = (
+        f"# {data.name}: {', '.join(spec.methods)}; {len(spec.seeds)} seeds; "
+        f"protocols {', '.join(spec.protocols)}"
+    )
+    write_results(out, records, header)
+    print_summary(records, len(data.modalities))
+    elapsed = time.perf_counter() - start
+    console.print(f"{len(records)} records written to {out}/results.json (.csv, .md) in {elapsed:.0f}s")

@@ -1,0 +1,20 @@
+"""`pmrfusion methods`: the registered methods and their options."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rich.table import Table
+
+from pmrfusion.cli.app import app, console
+from pmrfusion.methods import available_methods
+
+
+@app.command()
+def methods() -> None:
+    """List the registered methods and their options."""
+    table = Table("method", "description", "options (defaults)")
+    for name, spec in sorted(available_methods().items()):
+        opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(spec.config_cls))
+        table.add_row(name, spec.description, opts)
+    console.print(table)

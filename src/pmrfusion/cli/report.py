@@ -1,0 +1,43 @@
+"""`pmrfusion report DIR`: report.md + figures from a results folder; optionally BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pmrfusion.cli.app import app, console
+from pmrfusion.errors import PMRFusionError
+
+
+@app.command()
+def report(
+    directory: Annotated[
+        Path, typer.Argument(help="a bench or suite output folder (results.json or records.csv)")
+    ],
+    benchmarks: Annotated[
+        Path | None, typer.Option(help="also write the report here, figure links rewritten (BENCHMARKS.md)")
+    ] = None,
+    append: Annotated[
+        list[Path] | None,
+        typer.Option(help="markdown page appended to --benchmarks, headings one level down (repeatable)"),
+    ] = None,
+) -> None:
+    """Write DIR/report.md with PNG figures from DIR's records."""
+    from pmrfusion.bench.records import atomic_write_text
+    from pmrfusion.bench.report import demote_headings, relink, write_report
+
+    for extra in append or []:
+        if not extra.is_file():
+            raise PMRFusionError(f"file to append not found: {extra}")
+    path = write_report(directory)
+    console.print(f"report written to {path}")
+    if benchmarks is not None:
+        dest = benchmarks.resolve().parent
+        parts = [relink(path.read_text(), path.resolve().parent, dest).rstrip() + "\n"]
+        for extra in append or []:
+            text = relink(extra.read_text(), extra.resolve().parent, dest)
+            parts.append(demote_headings(text).rstrip() + "\n")
+        atomic_write_text(benchmarks, "\n".join(parts))
+        console.print(f"benchmarks written to {benchmarks}")

@@ -1,0 +1,37 @@
+"""`pmrfusion retrieval`: cross-modal retrieval (img<->txt) with contrastive methods vs CCA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pmrfusion.cli.app import app, console
+from pmrfusion.cli.options import DataRoot, split_list
+
+
+@app.command("retrieval")
+def retrieval(
+    dataset: Annotated[str, typer.Option(help="two-modality dataset")] = "wikipedia",
+    methods: Annotated[
+        str, typer.Option(help="comma-separated contrastive methods")
+    ] = "cmmp,rg-cmmp,sg-cmmp",
+    seeds: Annotated[int, typer.Option(help="number of seeds (0..seeds-1)")] = 5,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/retrieval"),
+    objective: Annotated[
+        str, typer.Option(help="contrastive | joint (CE also trains embeddings)")
+    ] = "contrastive",
+    epochs: int = 100,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    cca: Annotated[bool, typer.Option(help="add the scikit-learn CCA baseline")] = True,
+    data_root: DataRoot = None,
+) -> None:
+    """Train with the contrastive objective, retrieve on test embeddings; CCA side by side."""
+    from pmrfusion.bench.retrieval import retrieval_experiment
+
+    retrieval_experiment(
+        dataset, split_list(methods), seeds, out, objective, epochs, lr, batch_size, cca, data_root,
+        log=console.print,
+    )  # fmt: skip

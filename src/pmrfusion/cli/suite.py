@@ -1,0 +1,139 @@
+"""`pmrfusion suite NAME`: every dataset x method x seed under every protocol, resumable."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pmrfusion.cli.app import app, console
+from pmrfusion.cli.options import (
+    DataRoot,
+    LabelNoise,
+    ModalityDropout,
+    Quiet,
+    SetOpt,
+    parse_sets,
+    split_list,
+    train_config,
+)
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.eval.protocols import available_protocols, check_protocol
+from pmrfusion.methods import method_config
+from pmrfusion.train.trainer import TrainConfig
+
+
+@app.command()
+def suite(
+    name: Annotated[
+        str, typer.Argument(help="named suite ('paper': every dataset x method x protocol)")
+    ] = "paper",
+    datasets_: Annotated[
+        str | None, typer.Option("--datasets", help="comma-separated datasets to keep")
+    ] = None,
+    methods_: Annotated[str | None, typer.Option("--methods", help="comma-separated (default: all)")] = None,
+    protocols: Annotated[str | None, typer.Option(help="comma-separated (default: all)")] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="number of seeds 0..seeds-1 (default: the suite's)")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/suite"),
+    jobs: Annotated[int, typer.Option(help="cells run in N worker processes")] = 1,
+    epochs: int = 150,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    set_: SetOpt = None,
+    data_root: DataRoot = None,
+    quiet: Quiet = False,
+    label_noise: LabelNoise = 0.0,
+    modality_dropout: ModalityDropout = 0.0,
+) -> None:
+    """Run a named suite: one file per finished cell under OUT/cells/, so a stopped run resumes."""
+    run_suite_command(
+        name, datasets_, methods_, protocols, seeds, out, jobs, data_root, quiet, set_,
+        train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
+    )  # fmt: skip
+
+
+def run_suite_command(
+    suite: str,
+    datasets_: str | None,
+    methods_: str | None,
+    protocols: str | None,
+    seeds: int | None,
+    out: Path,
+    jobs: int,
+    data_root: Path | None,
+    quiet: bool,
+    set_: list[str] | None,
+    tc: TrainConfig,
+) -> None:
+    from pmrfusion.bench.suite import available, run_suite, suite_spec
+
+    protos = split_list(protocols) if protocols else available_protocols()
+    for p in protos:
+        check_protocol(p)
+    spec = suite_spec(
+        suite,
+        split_list(datasets_) if datasets_ else None,
+        split_list(methods_) if methods_ else None,
+        seeds,
+        protocols=protos,
+        method_overrides=parse_sets(set_),
+        train=tc,
+        data_root=str(data_root) if data_root is not None else None,
+    )
+    for m in spec.methods:
+        method_config(m)
+    spec.datasets, notes = available(spec.datasets, spec.data_root)
+    for note in notes:
+        console.print(f"[yellow]note: {note}[/yellow]")
+    if not spec.datasets:
+        raise PMRFusionError("no dataset of the suite is available (see the notes above)")
+    console.print(
+        f"suite '{suite}': {len(spec.datasets)} datasets x {len(spec.methods)} methods x "
+        f"{len(spec.seeds)} seeds = {len(spec.cells())} cells; protocols {', '.join(spec.protocols)}; "
+        f"{jobs} job(s); output {out}"
+    )
+    start = time.perf_counter()
+    if quiet:
+        result = run_suite(spec, out, jobs)
+    else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            bar = progress.add_task("cells", total=len(spec.cells()))
+
+            def on_start(done: int, total: int) -> None:
+                progress.update(bar, completed=done, description=f"cells ({done} done before)")
+
+            def on_cell(cell, payload: dict, done: int, total: int) -> None:
+                status = "" if payload["status"] == "ok" else " [yellow]skipped[/yellow]"
+                progress.update(
+                    bar, completed=done, description=f"{cell} ({payload['seconds']:.1f}s){status}"
+                )
+
+            result = run_suite(spec, out, jobs, on_cell, on_start)
+    for note in result.notes:
+        console.print(f"[yellow]note: {note}[/yellow]")
+    elapsed = time.perf_counter() - start
+    console.print(
+        f"{result.ran} cells run, {result.reused} reused; {len(result.records)} records in "
+        f"{out}/results.json (.csv, .md) in {elapsed:.0f}s; `pmrfusion report {out}` for the report"
+    )
