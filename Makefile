@@ -23,9 +23,9 @@ test: setup
 	$(BIN)/python -m pytest
 
 # BENCHMARKS.md from the committed suite results plus the per-issue result pages.
-BENCH_PAGES := docs/suite-all/README.md docs/bench/README.md docs/speed.md docs/results_dynamic.md docs/results_pmr_family.md docs/analyses/README.md
+BENCH_PAGES := results/suite-all/README.md results/bench/README.md docs/speed.md docs/results_dynamic.md docs/results_pmr_family.md results/analyses/README.md
 benchmarks: setup
-	$(BIN)/pmrfusion report docs/suite-all --benchmarks BENCHMARKS.md $(foreach p,$(BENCH_PAGES),--append $(p))
+	$(BIN)/pmrfusion report results/suite-all --benchmarks BENCHMARKS.md $(foreach p,$(BENCH_PAGES),--append $(p))
 
 lint: setup
 	$(BIN)/ruff check src tests scripts
