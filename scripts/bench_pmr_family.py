@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pmrfusion.bench.retrieval import retrieval_table, run_retrieval
 from pmrfusion.bench.runner import RunSpec, run_grid
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.bench.retrieval import retrieval_table, run_retrieval
 from pmrfusion.train.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -58,8 +58,8 @@ def test_random_embeddings_give_chance_map():
 
 
 def test_run_retrieval_wikipedia_small(data_root):
-    from pmrfusion.data.loaders import load_dataset
     from pmrfusion.bench.retrieval import retrieval_table, run_retrieval
+    from pmrfusion.data.loaders import load_dataset
     from pmrfusion.train.trainer import TrainConfig
 
     data = load_dataset("wikipedia", data_root)
