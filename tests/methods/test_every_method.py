@@ -1,4 +1,5 @@
-"""Every registered method (from the registry): builds on M=2 and M=3 unequal dims, forward, finite loss, grads."""
+"""Every registered method (from the registry): builds on M=2 and M=3 with unequal dims,
+forwards, gives a finite training loss, and backward gives gradients."""
 
 import pytest
 import torch

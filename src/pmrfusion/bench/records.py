@@ -121,8 +121,10 @@ def parse_condition(condition: str) -> tuple[str, float | None]:
         return name, None
 
 
-def format_stats(mean: float, std: float, worst: float, digits: int = 4) -> str:
-    """The one 'mean ± std (worst)' text."""
+def format_stats(mean: float, std: float, worst: float, digits: int = 4, slash: bool = False) -> str:
+    """The one 'mean ± std (worst)' text ('mean ± std / worst' with `slash`, an older page's style)."""
+    if slash:
+        return f"{mean:.{digits}f} ± {std:.{digits}f} / {worst:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f} ({worst:.{digits}f})"
 
 

@@ -25,6 +25,7 @@ COMMANDS = (
     "report",
     "analyze_pmr",
     "analyze_dynamic",
+    "pages",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__name__}.{_name}")

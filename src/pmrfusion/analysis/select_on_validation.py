@@ -1,17 +1,20 @@
 """Compare method variants on the VALIDATION split only (clean, mean leave-one-out, mean keep-one).
 
 Model selection for robustness without touching the test split.
-Usage: python scripts/select_on_validation.py --dataset handwritten --seeds 3
+`pmrfusion select-on-validation --dataset handwritten --seeds 3`.
 """
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Callable
 
 import torch
 
-from pmrfusion import TrainConfig, fit_method, load_dataset, predict, prepare
+from pmrfusion.bench.runner import fit_method
+from pmrfusion.data.loaders import load_dataset
+from pmrfusion.data.tensors import prepare
 from pmrfusion.eval.protocols import conditions
+from pmrfusion.train.trainer import TrainConfig, predict
 
 VARIANTS = [
     ("concat", "concat", {}),
@@ -22,19 +25,18 @@ VARIANTS = [
 ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", default="handwritten")
-    ap.add_argument("--seeds", type=int, default=3)
-    args = ap.parse_args()
+def select_on_validation(
+    dataset: str = "handwritten", seeds: int = 3, print: Callable[..., None] = print
+) -> None:
+    """Print the validation table, one row per variant as it finishes."""
     torch.set_num_threads(1)
-    data = load_dataset(args.dataset)
+    data = load_dataset(dataset)
     num_mods = len(data.modalities)
     print("| variant | val clean | val mean leave-one-out | val mean keep-one |")
     print("|---|---|---|---|")
     for label, method, overrides in VARIANTS:
         clean, loo, keep = [], [], []
-        for seed in range(args.seeds):
+        for seed in range(seeds):
             p = prepare(data, 0.15, seed)
             model, _ = fit_method(method, p, seed, overrides, TrainConfig())
 
@@ -48,7 +50,3 @@ def main() -> None:
             keep.append(sum(acc(c) for c in missing if len(c.present_modalities) == 1) / num_mods)
         mean = lambda v: f"{sum(v) / len(v):.4f}"  # noqa: E731
         print(f"| {label} | {mean(clean)} | {mean(loo)} | {mean(keep)} |", flush=True)
-
-
-if __name__ == "__main__":
-    main()

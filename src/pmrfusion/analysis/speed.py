@@ -1,13 +1,13 @@
 """Training throughput, inference latency and PMR's FLOP/s vs the matmul roofline, on CUB.
 
-Usage: python scripts/bench_speed.py [--threads 2] [--methods concat,late,sg-concat,rg-concat]
-Prints markdown tables (copied into BENCHMARKS.md).
+Started by `pmrfusion speed [--threads 2] [--methods concat,late,sg-concat,rg-concat]`, which prints
+the markdown tables of docs/speed.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import platform
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -23,23 +23,20 @@ def batch_of(split, size: int):
     return {m: x[rows] for m, x in split.features.items()}, split.labels[rows]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--methods", default="concat,late,sg-concat,rg-concat")
-    ap.add_argument("--dataset", default="cub")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    data = prepare(load_dataset(args.dataset), 0.15, 0)
+def speed_tables(
+    methods: Sequence[str], dataset: str = "cub", threads: int = 2, print: Callable[..., None] = print
+) -> None:
+    """Print the throughput/latency table and the FLOP/s vs roofline table, line by line."""
+    torch.set_num_threads(threads)
+    data = prepare(load_dataset(dataset), 0.15, 0)
     print(
-        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"threads {args.threads}"
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {threads}"
     )
     print(f"dataset: {data.name} dims {data.dims}, {data.num_classes} classes\n")
 
     print("| method | params | train samples/s (batch 64) | latency batch 1 (ms) | latency test set (ms) |")
     print("|---|---|---|---|---|")
-    for name in args.methods.split(","):
+    for name in methods:
         seed_everything(0)
         model = build_method(name, data.dims, data.num_classes)
         params = sum(p.numel() for p in model.parameters())
@@ -67,7 +64,3 @@ def main() -> None:
                 f"| {name} | {bs} | {cost.flops / 1e9:.2f} G | {cost.seconds * 1e3:.1f} | "
                 f"{cost.flops_per_second / 1e9:.1f} | {cost.flops_per_second / roof:.0%} |"
             )
-
-
-if __name__ == "__main__":
-    main()

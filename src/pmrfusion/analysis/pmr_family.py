@@ -1,37 +1,34 @@
-"""Small 5-seed benchmark of the PMR family; writes docs/results_pmr_family.md.
+"""Small 5-seed benchmark of the PMR family (the page docs/results_pmr_family.md).
 
 - Wikipedia retrieval: cmmp, rg-cmmp (contrastive objective) vs scikit-learn CCA.
 - CUB: concat, sg-concat, cmmp, sg-cmmp, rg-cmmp; clean and keep-one accuracy.
 - PIE: the 7-subset missing table for concat, late, sg-concat, rg-cmmp, rg-umoe, rg-srht.
 
 Every model early-stops on a validation split carved from train (15%); the test split is
-only used for the reported numbers. Raw records go to runs/pmr_family/*.json.
+only used for the reported numbers. Raw records are cached in RAW_DIR/*.json (default runs/pmr_family).
 
-    .venv/bin/python scripts/bench_pmr_family.py [--seeds 5] [--epochs 60] [--only wiki,cub,pie]
+    pmrfusion bench-pmr-family [--seeds 5] [--epochs 60] [--only wiki,cub,pie] [--out PAGE.md]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pmrfusion.bench.records import atomic_write_text, format_mean_std_worst
 from pmrfusion.bench.retrieval import retrieval_table, run_retrieval
 from pmrfusion.bench.runner import RunSpec, run_grid
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.train.trainer import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-RAW = ROOT / "runs" / "pmr_family"
-
 
 def stats(vals):
-    v = np.asarray(vals, dtype=float)
-    return f"{v.mean():.4f} ± {v.std():.4f} ({v.min():.4f})"
+    return format_mean_std_worst(vals)
 
 
 def pivot(records, conds, methods, metric="accuracy"):
@@ -59,34 +56,36 @@ def nseeds(records) -> int:
     return len({r["seed"] for r in records})
 
 
-def load_or_run(name, fn):
-    path = RAW / f"{name}.json"
+def load_or_run(raw: Path, name, fn, log: Callable[[str], None] = print):
+    path = raw / f"{name}.json"
     if path.exists():
         return json.loads(path.read_text())
     t0 = time.perf_counter()
     recs = fn()
-    RAW.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(recs))
-    print(f"{name}: {len(recs)} records in {time.perf_counter() - t0:.0f}s", flush=True)
+    atomic_write_text(path, json.dumps(recs))
+    log(f"{name}: {len(recs)} records in {time.perf_counter() - t0:.0f}s")
     return recs
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--patience", type=int, default=15)
-    ap.add_argument("--only", default="wiki,cub,pie")
-    args = ap.parse_args()
+def pmr_family_page(
+    seeds: int = 5,
+    epochs: int = 60,
+    patience: int = 15,
+    only: str = "wiki,cub,pie",
+    raw: Path = Path("runs/pmr_family"),
+    log: Callable[[str], None] = print,
+) -> str:
+    """The PMR-family results page (markdown); raw records cached under `raw`."""
     torch.set_num_threads(1)
-    seeds = list(range(args.seeds))
-    tc = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=64)
-    parts = args.only.split(",")
+    n_seeds = seeds
+    seeds = list(range(n_seeds))
+    tc = TrainConfig(epochs=epochs, patience=patience, batch_size=64)
+    parts = only.split(",")
     md = [
         "# PMR family: small benchmark",
         "",
-        f"Produced by `scripts/bench_pmr_family.py` (up to {args.epochs} epochs, "
-        f"early stopping with patience {args.patience} on a 15% validation split carved from train; "
+        f"Produced by `pmrfusion bench-pmr-family` (up to {epochs} epochs, "
+        f"early stopping with patience {patience} on a 15% validation split carved from train; "
         "AdamW lr 1e-3, batch 64; PMR parameters use the paper's extra SGD (lr 2.5e-4) by default). "
         "Cells: mean ± std over seeds (worst seed); the seed count of each section is in its heading. "
         "Features are standardised on train rows; absent "
@@ -95,9 +94,9 @@ def main() -> None:
     ]
     if "wiki" in parts:
         data = load_dataset("wikipedia")
-        wtc = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=128)
+        wtc = TrainConfig(epochs=epochs, patience=patience, batch_size=128)
         recs = load_or_run(
-            "wikipedia", lambda: run_retrieval(data, ["cmmp", "rg-cmmp", "sg-cmmp"], seeds, wtc)
+            raw, "wikipedia", lambda: run_retrieval(data, ["cmmp", "rg-cmmp", "sg-cmmp"], seeds, wtc)
         )
         md += [
             f"## Wikipedia retrieval ({nseeds(recs)} seeds; 2173 train / 693 test pairs, img 128-d SIFT-BoW, "
@@ -127,7 +126,7 @@ def main() -> None:
         data = load_dataset("cub")
         methods = ["concat", "sg-concat", "cmmp", "sg-cmmp", "rg-cmmp"]
         spec = RunSpec(methods=methods, protocols=("clean", "missing"), seeds=seeds, train=tc)
-        recs = load_or_run("cub", lambda: run_grid(data, spec))
+        recs = load_or_run(raw, "cub", lambda: run_grid(data, spec), log)
         # with two modalities, keep-one = the other one missing
         conds = ["clean", "missing:txt", "missing:img"]
         md += [
@@ -143,7 +142,7 @@ def main() -> None:
         data = load_dataset("pie")
         methods = ["concat", "late", "sg-concat", "rg-cmmp", "rg-umoe", "rg-srht"]
         spec = RunSpec(methods=methods, protocols=("clean", "missing"), seeds=seeds, train=tc)
-        recs = load_or_run("pie", lambda: run_grid(data, spec))
+        recs = load_or_run(raw, "pie", lambda: run_grid(data, spec), log)
         conds = list(dict.fromkeys(r["condition"] for r in recs))
         md += [
             f"## PIE ({nseeds(recs)} seeds; 68 classes, 544 train / 136 test; "
@@ -158,10 +157,4 @@ def main() -> None:
             + ", ".join(f"{m} {mean_of(recs, m, conds).mean():.4f}" for m in methods),
             "",
         ]
-    out = ROOT / "docs" / "results_pmr_family.md"
-    out.write_text("\n".join(md) + "\n")
-    print("\n".join(md))
-
-
-if __name__ == "__main__":
-    main()
+    return "\n".join(md) + "\n"

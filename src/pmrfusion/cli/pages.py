@@ -1,0 +1,99 @@
+"""Commands that regenerate committed result pages: bench-dynamic, bench-pmr-family, speed,
+robustness-summary, select-on-validation. Each prints its markdown; --out also writes it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pmrfusion.cli.app import app
+from pmrfusion.cli.options import split_list
+from pmrfusion.errors import PMRFusionError
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _write(out: Path | None, text: str) -> None:
+    if out is not None:
+        from pmrfusion.bench.records import atomic_write_text
+
+        atomic_write_text(out, text)
+
+
+def _check_seeds(seeds: int) -> None:
+    if seeds < 1:
+        raise PMRFusionError("--seeds must be >= 1")
+
+
+@app.command("bench-dynamic")
+def bench_dynamic(
+    seeds: Annotated[int, typer.Option(help="seeds 0..seeds-1")] = 5,
+    datasets: Annotated[str, typer.Option(help="comma-separated")] = "cub,pie",
+    out: Annotated[Path | None, typer.Option(help="also write the page here")] = Path(
+        "docs/results_dynamic.md"
+    ),
+    threads: int = 1,
+) -> None:
+    """QMF, PDF, IID vs static baselines under Gaussian noise, paper claims checked, throughput."""
+    from pmrfusion.analysis.dynamic_benchmark import dynamic_benchmark
+
+    _check_seeds(seeds)
+    text = dynamic_benchmark(split_list(datasets), seeds, threads, log=_err)
+    print(text)
+    _write(out, text)
+
+
+@app.command("bench-pmr-family")
+def bench_pmr_family(
+    seeds: Annotated[int, typer.Option(help="seeds 0..seeds-1")] = 5,
+    epochs: int = 60,
+    patience: int = 15,
+    only: Annotated[str, typer.Option(help="sections: wiki,cub,pie")] = "wiki,cub,pie",
+    raw: Annotated[Path, typer.Option(help="cache of raw records")] = Path("runs/pmr_family"),
+    out: Annotated[Path | None, typer.Option(help="also write the page here")] = Path(
+        "docs/results_pmr_family.md"
+    ),
+) -> None:
+    """Small PMR-family benchmark: Wikipedia retrieval vs CCA, CUB keep-one, PIE 7-subset table."""
+    from pmrfusion.analysis.pmr_family import pmr_family_page
+
+    _check_seeds(seeds)
+    text = pmr_family_page(seeds, epochs, patience, only, raw, log=_err)
+    print(text, end="")
+    _write(out, text)
+
+
+@app.command("speed")
+def speed(
+    methods: Annotated[str, typer.Option(help="comma-separated")] = "concat,late,sg-concat,rg-concat",
+    dataset: str = "cub",
+    threads: int = 2,
+) -> None:
+    """Training throughput, inference latency, and PMR's FLOP/s vs the matmul roofline (markdown)."""
+    from pmrfusion.analysis.speed import speed_tables
+
+    speed_tables(split_list(methods), dataset, threads)
+
+
+@app.command("robustness-summary")
+def robustness_summary(
+    directories: Annotated[list[Path], typer.Argument(help="bench output folders")],
+) -> None:
+    """Per method: clean, mean leave-one-out, mean keep-one, gaussian eps=10 (mean ± std (worst))."""
+    from pmrfusion.analysis.robustness_summary import robustness_summary as table
+
+    print(table(directories))
+
+
+@app.command("select-on-validation")
+def select_on_validation(dataset: str = "handwritten", seeds: int = 3) -> None:
+    """Compare sg-concat variants on the validation split only (clean, leave-one-out, keep-one)."""
+    from pmrfusion.analysis.select_on_validation import select_on_validation as run
+
+    _check_seeds(seeds)
+    run(dataset, seeds, print=lambda *a, **k: print(*a, **{**k, "flush": True}))
