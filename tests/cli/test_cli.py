@@ -24,7 +24,7 @@ def run(*args, cwd=None):
 def test_bench_on_unseen_npz_writes_records(tmp_path):
     src = np.load(
         os.path.join(
-            os.path.dirname(__file__), "..", "src", "pmrfusion", "data", "builtin", "handwritten.npz"
+            os.path.dirname(__file__), "..", "..", "src", "pmrfusion", "data", "builtin", "handwritten.npz"
         )
     )
     # a dataset the tool has never seen: 3 of the views, different names, no split in the file
