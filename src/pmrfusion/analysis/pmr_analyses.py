@@ -356,12 +356,12 @@ def cost(
         records = []
         for m in methods:
             model = build_method(m, dims, num_classes)
-            pmr = getattr(model, "pmr", None)
+            pmr_params = sum(p.numel() for p in model.optimizer_groups().get("pmr", []))
             records.append(
                 {
                     "method": m,
                     "params": n_params(model),
-                    "pmr_params": n_params(pmr) if pmr is not None else 0,
+                    "pmr_params": pmr_params,
                     "flops_per_sample": flops(model, feats) / batch,
                     "latency_ms": latency_ms(model, feats),
                 }

@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pmrfusion.methods.base import FusionModel
-from pmrfusion.train.trainer import TrainConfig, _optimizers, total_loss
+from pmrfusion.train.trainer import TrainConfig, build_optimizers, total_loss
 from pmrfusion.types import Batch
 
 
@@ -43,7 +43,7 @@ def training_step_cost(
 ) -> StepCost:
     """FLOPs (torch.utils.flop_counter) and median time of a training step on this batch."""
     model.train()
-    opts = _optimizers(model, TrainConfig())
+    opts = build_optimizers(model, TrainConfig())
     n = int(labels.shape[0])
     batch = Batch(feats, torch.ones(n, len(feats), dtype=torch.bool), labels, torch.arange(n))
     with FlopCounterMode(display=False) as counter:

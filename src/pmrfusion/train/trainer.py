@@ -127,6 +127,11 @@ def _optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimi
     return opts
 
 
+def build_optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """The optimizers `train` uses for `model` under `cfg` (public, for cost measurements)."""
+    return _optimizers(model, cfg)
+
+
 @torch.no_grad()
 def predict(
     model: FusionModel, features: dict[str, Tensor], present: Tensor | None = None, batch_size: int = 4096
