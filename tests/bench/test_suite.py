@@ -98,12 +98,12 @@ def test_cli_suite_and_report(tmp_path):
     threads = torch.get_num_threads()
     runner = CliRunner()
     out = tmp_path / "s"
-    args = ["bench", "--suite", "paper", "--datasets", "handwritten", "--methods", "concat,late",
+    args = ["--datasets", "handwritten", "--methods", "concat,late",
             "--seeds", "2", "--epochs", "2", "--batch-size", "128", "--quiet", "--out", str(out)]  # fmt: skip
-    r = runner.invoke(app, args)
+    r = runner.invoke(app, ["suite", "paper", *args])
     assert r.exit_code == 0, r.output
     assert "4 cells run, 0 reused" in r.output
-    r = runner.invoke(app, args)
+    r = runner.invoke(app, ["bench", "--suite", "paper", *args])  # the deprecated alias: same run
     assert r.exit_code == 0 and "0 cells run, 4 reused" in r.output
     r = runner.invoke(app, ["report", str(out)])
     assert r.exit_code == 0, r.output

@@ -85,12 +85,13 @@ def test_train_save_and_eval_load(tmp_path):
         (["bench", "--dataset", "missing_file.npz"], "not found"),
         (["train", "--set", "n=0", "--method", "sg-concat"], "n must be >= 1"),
         (["eval", "--load", "nope.pt"], "checkpoint not found"),
-        (["bench", "--task", "retrieval", "--dataset", "handwritten"], "needs exactly 2 modalities"),
+        (["retrieval", "--dataset", "handwritten"], "needs exactly 2 modalities"),
+        (["suite", "nope"], "unknown suite 'nope'"),
         (["bench", "--task", "nope"], "unknown task 'nope'"),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path, args, message):
-    r = run(*args, "--out", str(tmp_path / "o")) if args[0] == "bench" else run(*args)
+    r = run(*args, "--out", str(tmp_path / "o")) if args[0] in ("bench", "suite", "retrieval") else run(*args)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr

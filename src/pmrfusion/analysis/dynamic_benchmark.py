@@ -1,6 +1,6 @@
 """Benchmark the dynamic-fusion methods (QMF, PDF, IID) against static baselines.
 
-    pmrfusion bench-dynamic [--seeds 5] [--datasets cub,pie] [--out docs/results_dynamic.md]
+    pmrfusion bench-dynamic [--seeds 5] [--datasets cub,pie] [--out results/dynamic/README.md]
 
 CUB and PIE, seeds 0..S-1: for each seed the validation split (15% of train) is carved with that
 seed, the model trains with the default TrainConfig (early stopping on validation accuracy; the test

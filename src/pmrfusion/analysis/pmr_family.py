@@ -1,4 +1,4 @@
-"""Small 5-seed benchmark of the PMR family (the page docs/results_pmr_family.md).
+"""Small 5-seed benchmark of the PMR family (the page results/pmr-family/README.md).
 
 - Wikipedia retrieval: cmmp, rg-cmmp (contrastive objective) vs scikit-learn CCA.
 - CUB: concat, sg-concat, cmmp, sg-cmmp, rg-cmmp; clean and keep-one accuracy.

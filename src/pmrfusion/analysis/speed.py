@@ -1,7 +1,7 @@
 """Training throughput, inference latency and PMR's FLOP/s vs the matmul roofline, on CUB.
 
 Started by `pmrfusion speed [--threads 2] [--methods concat,late,sg-concat,rg-concat]`, which prints
-the markdown tables of docs/speed.md.
+the markdown tables of results/speed/README.md.
 """
 
 from __future__ import annotations
