@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from pmrfusion.methods import build_method
 from pmrfusion.modules.moe import SparseMoE, load_balancing_loss, moe_expert_params
@@ -13,19 +12,6 @@ from pmrfusion.objectives.contrastive import info_nce, multi_info_nce
 
 torch.set_num_threads(1)
 
-NEW_METHODS = [f"{p}{k}" for k in ("cmmp", "perceiver", "mbt", "umoe") for p in ("", "sg-", "rg-")] + [
-    "sg-srht",
-    "rg-srht",
-    "ffn-concat",
-    "linear-concat",
-    "identity-concat",
-]
-
-DIMS = {
-    2: {"a": 12, "b": 7},
-    3: {"a": 12, "b": 7, "c": 9},
-    6: {"a": 12, "b": 7, "c": 9, "d": 5, "e": 16, "f": 6},
-}
 SMALL = dict(hidden=16, embed_dim=8, proj_hidden=0, token_dim=8, heads=2, depth=1)
 
 
@@ -35,26 +21,7 @@ def _small(method):
     return overrides_for(method, SMALL)
 
 
-@pytest.mark.parametrize("M", [2, 3, 6])
-@pytest.mark.parametrize("method", NEW_METHODS)
-def test_forward_backward_unequal_dims(method, M):
-    torch.manual_seed(0)
-    dims = DIMS[M]
-    model = build_method(method, dims, 3, **_small(method))
-    feats = {m: torch.randn(6, d) for m, d in dims.items()}
-    out = model(feats, torch.ones(6, M, dtype=torch.bool))
-    assert out.logits.shape == (6, 3)
-    loss = F.cross_entropy(out.logits, torch.tensor([0, 1, 2, 0, 1, 2]))
-    for k, v in out.aux_losses.items():
-        assert v.ndim == 0 and torch.isfinite(v), k
-        loss = loss + model.loss_weights.get(k, 1.0) * v
-    loss.backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
-    if "cmmp" in method:
-        assert set(out.embeddings) == set(dims) and "contrastive" in out.aux_losses
-    if method.startswith(("sg-", "rg-")):
-        assert "preserve" in out.aux_losses
+# forward/backward of every registered method on M = 2, 3, 6: tests/methods/test_every_method.py
 
 
 def test_pmr_parameter_count_matches_table9():

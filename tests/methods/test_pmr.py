@@ -75,22 +75,6 @@ def test_perfect_reconstruction_gives_zero_loss():
     assert relaxed_preservation(v, v).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_methods_for_any_m_and_unequal_dims():
-    for dims in (
-        {"a": 7, "b": 3},
-        {"a": 5, "b": 9, "c": 4},
-        {f"v{i}": d for i, d in enumerate([8, 3, 5, 6, 2, 4])},
-    ):
-        feats = {m: torch.randn(6, d) for m, d in dims.items()}
-        for name in ("concat", "late", "sg-concat", "rg-concat"):
-            model = build_method(name, dims, 3)
-            out = model(feats)
-            assert out.logits.shape == (6, 3)
-            loss = out.logits.sum() + sum(out.aux_losses.values())
-            loss.backward()
-            assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-
-
 def test_config_errors():
     with pytest.raises(PMRFusionError, match="unknown method"):
         build_method("nope", {"a": 2, "b": 2}, 2)
