@@ -1,6 +1,6 @@
 """Combine suite outputs into one folder for `pmrfusion report`.
 
-Sources are earlier suite folders (their results.json) and suite folders with per-cell files
+Sources are earlier suite folders (their results.json or results.csv) and suite folders with per-cell files
 (DIR/cells/*.json). A (dataset, method) group is kept only when every requested seed finished;
 a (dataset, method, seed) cell present in several sources is taken from the first, and the
 others are checked to hold the same values (determinism across runs).
@@ -11,24 +11,17 @@ Usage: python scripts/combine_suites.py OUT SRC [SRC ...] [--seeds 5]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from collections import defaultdict
 from pathlib import Path
 
-from pmrfusion.bench.records import write_results
+from pmrfusion.bench.records import read_cells, read_records, write_results
 
 
 def records_of(src: Path) -> list[dict]:
-    cells = src / "cells"
-    if cells.is_dir():
-        out = []
-        for f in sorted(cells.glob("*.json")):
-            cell = json.loads(f.read_text())
-            if cell.get("status") == "ok":
-                out.extend(cell["records"])
-        return out
-    return json.loads((src / "results.json").read_text())
+    if (src / "cells").is_dir():
+        return [r for c in read_cells(src) if c.get("status") == "ok" for r in c["records"]]
+    return read_records(src)
 
 
 def main() -> None:
