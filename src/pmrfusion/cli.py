@@ -238,6 +238,10 @@ def bench(
         str | None, typer.Option("--datasets", help="suite only: comma-separated datasets to keep")
     ] = None,
     jobs: Annotated[int, typer.Option(help="suite only: cells run in N worker processes")] = 1,
+    encoders: Annotated[
+        str | None, typer.Option(help="raw data: modality=encoder list, e.g. image=cnn,audio=audio-cnn")
+    ] = None,
+    regime: Annotated[str, typer.Option(help="raw data: end-to-end, frozen or finetune")] = "end-to-end",
 ) -> None:
     """Train methods x seeds, evaluate every protocol; print a summary and write DIR/results.*.
 
@@ -280,6 +284,9 @@ def bench(
     for m in spec.methods:
         method_config(m)
     data = load_dataset(dataset, data_root)
+    from pmrfusion.train.end_to_end import encoder_config_for
+
+    spec.encoder = encoder_config_for(data, encoders, regime)
     console.print(data.summary())
     for note in data.notes:
         console.print(f"[dim]note: {note}[/dim]")

@@ -25,6 +25,7 @@ class RunSpec:
     method_overrides: dict[str, Any] = field(default_factory=dict)  # applied where a method has the key
     train: TrainConfig = field(default_factory=TrainConfig)  # label noise: train.label_noise
     val_fraction: float = 0.15
+    encoder: Any = None  # raw data only: train.end_to_end.EncoderConfig (None: defaults, end-to-end)
 
     @property
     def label_noise(self) -> float:
@@ -92,7 +93,15 @@ def run_grid(
     spec: RunSpec,
     on_cell: Callable[[str, int, float], None] | None = None,
 ) -> list[dict]:
-    """Records for methods x seeds x protocol conditions (accuracy as a fraction)."""
+    """Records for methods x seeds x protocol conditions (accuracy as a fraction).
+
+    Raw data (`RawMultimodalData`: manifests, avmnist) trains encoders + method, see
+    `pmrfusion.train.end_to_end.run_raw_grid`.
+    """
+    if not isinstance(data, MultimodalData):
+        from pmrfusion.train.end_to_end import run_raw_grid
+
+        return run_raw_grid(data, spec, on_cell)
     for m in spec.methods:
         method_config(m)  # fail fast on unknown names, before any training
     for proto in spec.protocols:

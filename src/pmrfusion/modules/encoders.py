@@ -18,7 +18,8 @@ from pmrfusion.errors import PMRFusionError
 
 DEFAULT_ENCODER = {"image": "cnn", "audio": "audio-cnn", "array": "mlp", "text": "mlp"}
 DEFAULT_OUT_DIM = {"image": 128, "audio": 64, "array": 64, "text": 64}
-DEFAULT_WIDTH = {"cnn": 32, "audio-cnn": 32, "mlp": 128}
+POOLED = 4
+DEFAULT_WIDTH = {"cnn": 16, "audio-cnn": 16, "mlp": 128}
 
 
 @dataclass
@@ -59,7 +60,8 @@ def build_encoder(name: str, in_shape: tuple[int, ...], out_dim: int, width: int
 
 class ConvEncoder(nn.Module):
     """Three 3x3 conv + ReLU blocks (width, 2w, 2w), 2x2 max-pool after the first two,
-    global average pooling, then a linear map to `out_dim`."""
+    average pooling to a 4 x 4 map (keeps where a pattern is: time and frequency for
+    spectrograms), then a linear map to `out_dim`."""
 
     def __init__(self, in_shape: tuple[int, ...], out_dim: int, width: int):
         super().__init__()
@@ -70,9 +72,9 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(POOLED), nn.Flatten(),
         )  # fmt: skip
-        self.proj = nn.Linear(2 * width, out_dim)
+        self.proj = nn.Linear(2 * width * POOLED * POOLED, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(self.features(x))
@@ -88,7 +90,7 @@ class MLPEncoder(nn.Module):
         return self.net(x)
 
 
-@register_encoder("cnn", ("image",), "3-layer 2-D CNN (width, 2w, 2w), global average pool, linear")
+@register_encoder("cnn", ("image",), "3-layer 2-D CNN (width, 2w, 2w), 4x4 average pool, linear")
 def _cnn(in_shape, out_dim, width):
     return ConvEncoder(in_shape, out_dim, width)
 

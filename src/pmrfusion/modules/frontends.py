@@ -3,7 +3,8 @@
 - image: uint8 (B, C, H, W) -> float, standardised with the training rows' pixel mean/std;
 - audio: waveform (B, L) -> log-magnitude STFT, log(|STFT| + 1e-8) as in PMR appendix A.1,
   with |STFT| average-pooled to a configurable (freq, time) size (default 32 x 32), then
-  standardised with the training rows' log-spectrogram mean/std -> (B, 1, F, T);
+  standardised per (freq, time) cell with the training rows' log-spectrogram mean/std
+  (zero padding of short recordings gives log(1e-8) cells) -> (B, 1, F, T);
 - array / text: flattened, standardised per feature.
 Statistics come from `fit_stats` over (a seeded subset of) the training rows only.
 """
@@ -29,7 +30,7 @@ class ModalityStats:
     std: Tensor
     low: float = 0.0  # min / max of the raw values (salt-and-pepper)
     high: float = 0.0
-    spec_mean: Tensor | None = None  # audio: log-spectrogram mean / std
+    spec_mean: Tensor | None = None  # audio: log-spectrogram mean / std per (freq, time) cell
     spec_std: Tensor | None = None
 
 
@@ -64,8 +65,8 @@ class AudioFrontend(nn.Module):
     def __init__(self, length: int, spec_mean: Tensor, spec_std: Tensor, n_fft=256, size=(32, 32)):
         super().__init__()
         self.spectrogram = LogSpectrogram(length, n_fft, size)
-        self.register_buffer("mean", spec_mean.float().reshape(()))
-        self.register_buffer("std", spec_std.float().reshape(()).clamp_min(EPS))
+        self.register_buffer("mean", spec_mean.float().reshape(1, 1, *size))
+        self.register_buffer("std", spec_std.float().reshape(1, 1, *size).clamp_min(1e-3))
         self.out_shape = (1, *size)
 
     def forward(self, wave: Tensor) -> Tensor:
@@ -113,7 +114,7 @@ def fit_stats(split: RawSplit, cfg: FrontendConfig | None = None) -> dict[str, M
             s = ModalityStats(x.mean(), x.std(), float(x.min()), float(x.max()))
             if kinds[m] == "audio":
                 spec = LogSpectrogram(x.shape[1], cfg.n_fft, cfg.spectrogram_size)(x)
-                s.spec_mean, s.spec_std = spec.mean(), spec.std()
+                s.spec_mean, s.spec_std = spec.mean(0), spec.std(0)
             stats[m] = s
         else:
             flat = x.flatten(1)
