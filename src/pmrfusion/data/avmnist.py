@@ -145,4 +145,39 @@ def load_avmnist(folder: str | os.PathLike, seed: int = PAIRING_SEED) -> RawMult
     )
 
 
-__all__ = ["load_avmnist", "pair_recordings", "read_fsdd", "read_idx"]
+def export_manifest(
+    data: RawMultimodalData, folder: str | os.PathLike, rows: int, distinct: int | None = None, seed: int = 0
+) -> Path:
+    """Write `rows` AV-MNIST pairs as PNG + wav files and a `manifest.csv` (with a split column).
+
+    With `distinct`, only that many pairs are written as files and the manifest's rows cycle
+    through them (large manifests for streaming tests). Returns the manifest path.
+    """
+    from PIL import Image
+    from scipy.io import wavfile
+
+    folder = Path(folder)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    (folder / "wav").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    split_of = np.empty(data.num_samples, dtype=object)
+    for name, idx in data.splits.items():
+        split_of[idx] = name
+    picks = rng.permutation(data.num_samples)[: distinct or rows]
+    files = []
+    for i, r in enumerate(picks):
+        sample = data.source.get(int(r), ["image", "audio"])
+        Image.fromarray(sample["image"].numpy()[0]).save(folder / "img" / f"{i}.png")
+        wave = (sample["audio"].numpy() * 32767).astype(np.int16)
+        wavfile.write(folder / "wav" / f"{i}.wav", SAMPLE_RATE, wave)
+        files.append((f"img/{i}.png", f"wav/{i}.wav", int(data.labels[r]), split_of[r]))
+    path = folder / "manifest.csv"
+    with path.open("w") as f:
+        f.write("image,audio,label,split\n")
+        for j in range(rows):
+            img, wav, label, split = files[j % len(files)]
+            f.write(f"{img},{wav},{label},{split}\n")
+    return path
+
+
+__all__ = ["export_manifest", "load_avmnist", "pair_recordings", "read_fsdd", "read_idx"]

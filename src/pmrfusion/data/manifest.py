@@ -145,7 +145,11 @@ class ManifestSource:
         return arr
 
     def get(self, row: int, modalities: list[str]) -> dict[str, Tensor]:
-        return {m: torch.from_numpy(self._cached(m, self.values[m][row])) for m in modalities}
+        out = {}
+        for m in modalities:
+            arr = self._cached(m, self.values[m][row])
+            out[m] = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+        return out
 
 
 def load_manifest(
