@@ -108,6 +108,8 @@ def test_generated_manifest_trains_and_evaluates_from_the_cli(avmnist, tmp_path)
              "--regime", "frozen", "--out", str(tmp_path / "frozen"), "--quiet")  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert "salt_pepper:5" in (tmp_path / "frozen" / "results.md").read_text()
+    r = _cli("train", "--dataset", str(manifest), "--method", "rg-concat", "--epochs", "1", "--quiet")
+    assert r.returncode == 0 and "rg-concat on manifest, end-to-end" in r.stdout, r.stderr[-3000:]
     # bad input: one line, exit 2, nothing written
     bad = manifest.read_text().replace("wav/7.wav", "wav/missing.wav")
     (tmp_path / "data" / "bad.csv").write_text(bad)

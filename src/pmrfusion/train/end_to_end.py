@@ -185,6 +185,30 @@ def encoder_config_for(data, encoders: str | None, regime: str) -> EncoderConfig
     return cfg
 
 
+def train_command(
+    data: RawMultimodalData, method: str, seed: int, overrides: dict[str, Any], tc: TrainConfig,
+    save=None, cfg: EncoderConfig | None = None,
+) -> str:  # fmt: skip
+    """`pmrfusion train` on raw data (DDP under torchrun): train, test clean, the summary line."""
+    from pmrfusion.train import distributed
+
+    if save is not None:
+        raise PMRFusionError("--save is not supported for raw datasets yet (encoder checkpoints)")
+    cfg = cfg or EncoderConfig()
+    prepared = prepare_raw(data, 0.15, seed, cfg)
+    with distributed.distributed_session() as ctx:
+        model, result = fit_raw_method(method, prepared, seed, overrides, tc, cfg)
+        if ctx is not None and not ctx.is_main:
+            return ""
+        recs = evaluate_raw(model, prepared, ["clean"], seed, {})
+        acc = next(r["value"] for r in recs if r["metric"] == "accuracy")
+        where = f" ({ctx.world_size} processes, {ctx.device.type})" if ctx is not None else ""
+        return (
+            f"{method} on {data.name}{where}, {cfg.regime}: best epoch {result.best_epoch}/"
+            f"{result.epochs_run}, val accuracy {result.best_val_accuracy:.4f}, test accuracy {acc:.4f}"
+        )
+
+
 def run_raw_grid(
     data: RawMultimodalData,
     spec,
@@ -225,4 +249,5 @@ __all__ = [
     "pretrain_encoders",
     "prepare_raw",
     "run_raw_grid",
+    "train_command",
 ]
