@@ -76,6 +76,7 @@ class RunSpec:
     task: str = "classification"
     task_options: dict[str, Any] = field(default_factory=dict)  # e.g. retrieval: objective, cca
     build: ModelBuilder | None = None  # None: methods.build_method
+    encoder: Any = None  # raw data only: train.end_to_end.EncoderConfig (None: defaults, end-to-end)
 
     def __post_init__(self) -> None:
         if isinstance(self.methods, str) or isinstance(self.protocols, str):
@@ -177,8 +178,16 @@ def run_grid(
     spec: RunSpec,
     on_cell: Callable[[str, int, float], None] | None = None,
 ) -> list[dict]:
-    """Records for seeds x (task baselines, then methods), in that order."""
+    """Records for seeds x (task baselines, then methods), in that order.
+
+    Raw data (`RawMultimodalData`: manifests, avmnist) trains encoders + method, see
+    `pmrfusion.train.end_to_end.run_raw_grid`.
+    """
     spec.check()
+    if not isinstance(data, MultimodalData):
+        from pmrfusion.train.end_to_end import run_raw_grid
+
+        return run_raw_grid(data, spec, on_cell)
     task = get_task(spec.task)
     task.check(data, spec.task_options)
     records: list[dict] = []

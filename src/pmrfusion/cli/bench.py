@@ -29,7 +29,9 @@ from pmrfusion.methods import method_config
 
 @app.command()
 def bench(
-    dataset: Annotated[str, typer.Option(help="built-in name or path to .npz/.mat")] = "handwritten",
+    dataset: Annotated[
+        str, typer.Option(help="built-in name or path to .npz/.mat or a .csv/.jsonl manifest")
+    ] = "handwritten",
     methods_: Annotated[
         str | None, typer.Option("--methods", help="comma-separated (default concat,late,sg-concat)")
     ] = None,
@@ -54,6 +56,10 @@ def bench(
         str | None, typer.Option("--datasets", help="deprecated (with --suite): see `pmrfusion suite`")
     ] = None,
     jobs: Annotated[int, typer.Option(help="deprecated (with --suite): see `pmrfusion suite`")] = 1,
+    encoders: Annotated[
+        str | None, typer.Option(help="raw data: modality=encoder list, e.g. image=cnn,audio=audio-cnn")
+    ] = None,
+    regime: Annotated[str, typer.Option(help="raw data: end-to-end, frozen or finetune")] = "end-to-end",
 ) -> None:
     """Train methods x seeds, evaluate every protocol; print a summary and write DIR/results.*.
 
@@ -93,6 +99,9 @@ def bench(
     for m in spec.methods:
         method_config(m)
     data = load_dataset(dataset, data_root)
+    from pmrfusion.train.end_to_end import encoder_config_for
+
+    spec.encoder = encoder_config_for(data, encoders, regime)
     console.print(data.summary())
     for note in data.notes:
         console.print(f"[dim]note: {note}[/dim]")

@@ -18,6 +18,7 @@ from pmrfusion.cli.options import (
     parse_sets,
     train_config,
 )
+from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import prepare
 from pmrfusion.methods import method_config
@@ -49,6 +50,11 @@ def train_cmd(
     method_config(method, **overrides)
     tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout)
     data = load_dataset(dataset, data_root)
+    if not isinstance(data, MultimodalData):  # raw data: encoders + method, end-to-end
+        from pmrfusion.train.end_to_end import train_command
+
+        console.print(train_command(data, method, seed, overrides, tc, save))
+        return
     prepared = prepare(data, seed=seed)
     with distributed.distributed_session() as ctx:
         model, result = fit_method(method, prepared, seed, overrides, tc)

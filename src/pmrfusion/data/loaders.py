@@ -236,6 +236,12 @@ def _wikipedia(root: Path | None) -> MultimodalData:
     return MultimodalData("wikipedia", {"img": img, "txt": txt}, np.concatenate([ytr, yte]), splits)
 
 
+def _avmnist(root: Path | None):
+    from pmrfusion.data.avmnist import load_avmnist
+
+    return load_avmnist(_root(root, "avmnist"))
+
+
 HANDWRITTEN_VIEWS = ["pixel", "fourier", "profile", "zernike", "karhunen", "morph"]
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -248,13 +254,17 @@ DATASETS: dict[str, DatasetInfo] = {
     "cub": DatasetInfo("cub", "CUB-200 10 classes, GoogLeNet image + doc2vec text", _cub),
     "pie": DatasetInfo("pie", "CMU PIE faces, 68 subjects, 3 views", _pie),
     "wikipedia": DatasetInfo("wikipedia", "Wikipedia image-text, SIFT-BoW + LDA", _wikipedia),
+    "avmnist": DatasetInfo("avmnist", "raw MNIST image + FSDD spoken digit (end-to-end)", _avmnist),
 }
 
 
 def load_dataset(
     name_or_path: str | os.PathLike, data_root: str | os.PathLike | None = None
 ) -> MultimodalData:
-    """Load a built-in dataset by name, or a `.npz` / `.mat` file by path."""
+    """Load a built-in dataset by name, or a `.npz` / `.mat` file or `.csv` / `.jsonl` manifest by path.
+
+    Manifests and `avmnist` give a `RawMultimodalData` (decoded lazily, trained end-to-end).
+    """
     key = str(name_or_path)
     if key in DATASETS:
         info = DATASETS[key]
@@ -265,8 +275,12 @@ def load_dataset(
         return load_npz(path)
     if path.suffix.lower() == ".mat":
         return load_mat(path)
+    if path.suffix.lower() in (".csv", ".jsonl"):
+        from pmrfusion.data.manifest import load_manifest
+
+        return load_manifest(path)
     if path.exists():
-        raise PMRFusionError(f"unsupported dataset file type '{path.suffix}': use .npz or .mat")
+        raise PMRFusionError(f"unsupported dataset file type '{path.suffix}': use .npz, .mat, .csv or .jsonl")
     raise PMRFusionError(
         f"unknown dataset '{key}': use one of {', '.join(DATASETS)} or a path to a .npz/.mat file"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pmrfusion.data.raw import RawSplit
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel, zero_absent
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.train import distributed
+from pmrfusion.train.streaming import predict_streamed, streamed_batches, train_loader
 
 
 @dataclass
@@ -172,21 +175,53 @@ def _dropped(batch: Batch, dropped: bool) -> Batch:
     return Batch(features, batch.present, batch.labels, batch.index)
 
 
-def _validate(model: FusionModel, val: TensorSplit) -> tuple[float, float]:
-    logits = predict(model, val.features)
+def _validate(model: FusionModel, val: TensorSplit | RawSplit) -> tuple[float, float]:
+    logits = predict(model, val.features) if isinstance(val, TensorSplit) else predict_streamed(model, val)
     loss = float(F.cross_entropy(logits, val.labels))
     acc = float((logits.argmax(-1) == val.labels).float().mean())
     return acc, loss
 
 
-def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: TrainConfig) -> TrainResult:
-    """Train in place; with a validation split, restore the best epoch (accuracy, then loss)."""
+def _tensor_batches(
+    data: TensorSplit, gen: torch.Generator, drop_gen: torch.Generator, cfg: TrainConfig, ctx
+) -> Iterator[tuple[Batch, float]]:
+    """One epoch of (batch, loss factor) from in-memory tensors (this rank's shard under DDP)."""
+    perm = torch.randperm(len(data), generator=gen)
+    for s in range(0, len(perm), cfg.batch_size):
+        rows = perm[s : s + cfg.batch_size]
+        if len(rows) < 2 and len(perm) > 1:
+            continue  # batch-norm-free, but a 1-row batch only adds noise
+        keep = None
+        if cfg.modality_dropout > 0:  # drawn for the global batch, so every rank agrees
+            keep = modality_keep_mask(len(rows), len(data.features), cfg.modality_dropout, drop_gen)
+        if ctx is None:
+            yield _dropped(data.batch(rows, keep), keep is not None), 1.0
+        else:
+            if len(rows) < ctx.world_size:
+                continue  # every rank skips it: no empty shards
+            mine = distributed.shard(rows, ctx)
+            mine_keep = distributed.shard(keep, ctx) if keep is not None else None
+            batch = _dropped(data.batch(mine, mine_keep), keep is not None)
+            yield batch, distributed.shard_weight(len(mine), len(rows), ctx)
+
+
+def train(
+    model: FusionModel, data: TensorSplit | RawSplit, val: TensorSplit | RawSplit | None, cfg: TrainConfig
+) -> TrainResult:
+    """Train in place; with a validation split, restore the best epoch (accuracy, then loss).
+
+    `data` is in-memory tensors (`TensorSplit`) or a raw split streamed by a DataLoader
+    (`RawSplit`, see `pmrfusion.train.streaming`); both take the same loop.
+    """
     if len(data) == 0:
         raise PMRFusionError("training split is empty")
     flipped = 0
     if cfg.label_noise:
         noisy, rows = flip_labels(data.labels, cfg.label_noise, cfg.seed)
-        data = TensorSplit(data.features, noisy, data.index)
+        if isinstance(data, TensorSplit):
+            data = TensorSplit(data.features, noisy, data.index)
+        else:
+            data = data.with_labels(noisy)
         flipped = len(rows)
     ctx = distributed.current()
     forward = None
@@ -194,6 +229,7 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
         forward = distributed.wrap(model, ctx)
     gen = torch.Generator().manual_seed(cfg.seed)
     drop_gen = torch.Generator().manual_seed(cfg.seed * MODALITY_DROPOUT_SALT + 3)
+    loader = None if isinstance(data, TensorSplit) else train_loader(data, cfg, ctx)
     opts = _optimizers(model, cfg)
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
     history: list[dict[str, float]] = []
@@ -208,26 +244,18 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
     try:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
-            perm = torch.randperm(len(data), generator=gen)
             sums: dict[str, float] = {}
             steps = 0
-            for s in range(0, len(perm), cfg.batch_size):
-                rows = perm[s : s + cfg.batch_size]
-                if len(rows) < 2 and len(perm) > 1:
-                    continue  # batch-norm-free, but a 1-row batch only adds noise
-                keep = None
-                if cfg.modality_dropout > 0:  # drawn for the global batch, so every rank agrees
-                    keep = modality_keep_mask(len(rows), len(data.features), cfg.modality_dropout, drop_gen)
+            if isinstance(data, TensorSplit):
+                batches = _tensor_batches(data, gen, drop_gen, cfg, ctx)
+            else:
+                batches = streamed_batches(data, loader, epoch, drop_gen, cfg, ctx, _device_of(model))
+            for batch, weight in batches:
                 if ctx is None:
-                    loss, parts = total_loss(model, _dropped(data.batch(rows, keep), keep is not None))
+                    loss, parts = total_loss(model, batch)
                 else:
-                    if len(rows) < ctx.world_size:
-                        continue  # every rank skips it: no empty shards
-                    mine = distributed.shard(rows, ctx)
-                    mine_keep = distributed.shard(keep, ctx) if keep is not None else None
-                    batch = _dropped(data.batch(mine, mine_keep), keep is not None)
                     loss, parts = total_loss(model, _batch_to(batch, ctx.device), forward)
-                    loss = loss * distributed.shard_weight(len(mine), len(rows), ctx)
+                    loss = loss * weight
                 for o in opts:
                     o.zero_grad(set_to_none=True)
                 loss.backward()

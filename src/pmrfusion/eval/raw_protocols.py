@@ -1,0 +1,100 @@
+"""Robustness protocols on raw inputs (pixels, waveforms), for models with encoders.
+
+Same names, seeds and cell probabilities as `pmrfusion.eval.protocols` (whose helpers are
+reused): each (sample, modality) cell is corrupted with p = 0.5.
+- clean; missing (every non-empty proper subset present; absent inputs zeroed and marked
+  absent, so the composed model zeroes their encoder outputs);
+- gaussian:eps: x + sqrt(eps) * sigma_m * N(0, 1), sigma_m the training rows' std of the raw
+  input (pixel std for images, waveform std for audio, per-feature std for vectors): variance
+  eps on the standardised scale, as on feature vectors;
+- salt_pepper:eps (images only): round(eps/10 * C*H*W) pixels of a corrupted image set to the
+  training minimum or maximum pixel value, each with probability 1/2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.eval.protocols import (
+    GAUSSIAN_EPS,
+    SALT_PEPPER_EPS,
+    Condition,
+    corrupt_mask,
+    generator,
+    missing_subsets,
+    salt_pepper_mask,
+    subset_name,
+)
+from pmrfusion.modules.frontends import ModalityStats
+
+RAW_PROTOCOLS = ("clean", "missing", "gaussian", "salt_pepper")
+
+
+def check_raw_protocol(protocol: str) -> None:
+    if protocol not in RAW_PROTOCOLS:
+        raise PMRFusionError(
+            f"protocol '{protocol}' is not defined on raw inputs: use one of {', '.join(RAW_PROTOCOLS)}"
+        )
+
+
+def _cell(mask: Tensor, i: int, x: Tensor) -> Tensor:
+    return mask[:, i].reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def _all(n: int, m: int) -> Tensor:
+    return torch.ones(n, m, dtype=torch.bool)
+
+
+def raw_conditions(
+    protocol: str,
+    features: dict[str, Tensor],
+    kinds: dict[str, str],
+    stats: dict[str, ModalityStats],
+    seed: int,
+    gaussian_eps=GAUSSIAN_EPS,
+    salt_pepper_eps=SALT_PEPPER_EPS,
+) -> Iterator[Condition]:
+    """The named conditions of `protocol` on raw test inputs (float tensors, N rows), seeded."""
+    check_raw_protocol(protocol)
+    mods = list(features)
+    n = next(iter(features.values())).shape[0]
+    if protocol == "clean":
+        yield Condition("clean", "clean", features, _all(n, len(mods)), mods)
+    elif protocol == "missing":
+        for subset in missing_subsets(mods):
+            present = torch.tensor([m in subset for m in mods]).expand(n, -1).clone()
+            feats = {m: x if m in subset else torch.zeros_like(x) for m, x in features.items()}
+            yield Condition("missing", subset_name(subset, mods), feats, present, list(subset))
+    elif protocol == "gaussian":
+        for eps in gaussian_eps:
+            gen = generator(seed, 1, int(eps * 1000))
+            mask = corrupt_mask(n, len(mods), gen)
+            feats = {}
+            for i, (m, x) in enumerate(features.items()):
+                std = stats[m].std.float()
+                std = std.reshape(x.shape[1:]) if std.numel() > 1 else std
+                noise = torch.randn(x.shape, generator=gen) * (eps**0.5) * std
+                feats[m] = x + noise * _cell(mask, i, x)
+            yield Condition("gaussian", f"gaussian:{eps:g}", feats, _all(n, len(mods)), mods)
+    else:
+        for eps in salt_pepper_eps:
+            gen = generator(seed, 2, int(eps * 1000))
+            cells = corrupt_mask(n, len(mods), gen)
+            feats = {}
+            for i, (m, x) in enumerate(features.items()):
+                if kinds[m] != "image":
+                    feats[m] = x
+                    continue
+                flat = x.reshape(n, -1)
+                hit = salt_pepper_mask(n, flat.shape[1], eps / 10, gen) & cells[:, i : i + 1]
+                salt = torch.rand(flat.shape, generator=gen) < 0.5
+                value = torch.where(salt, stats[m].high, stats[m].low).to(x.dtype)
+                feats[m] = torch.where(hit, value, flat).reshape(x.shape)
+            yield Condition("salt_pepper", f"salt_pepper:{eps:g}", feats, _all(n, len(mods)), mods)
+
+
+__all__ = ["RAW_PROTOCOLS", "check_raw_protocol", "raw_conditions"]

@@ -1,0 +1,156 @@
+"""Encoders + a registered fusion method = one `FusionModel` over raw inputs.
+
+`build_model(encoders, method, num_classes, **method_cfg)` builds the method on the encoders'
+output widths; its forward is `forward(raw_inputs, present) -> ModelOutput`: each encoder maps
+its raw input to V_m, absent modalities get V_m = 0 (the papers' protocol) and the method
+fuses the V_m with `present` as usual. Encoder parameters form their own optimizer group
+("encoders", AdamW); a method's own groups (e.g. PMR's "pmr") stay as they are.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from pmrfusion.data.raw import RawMultimodalData, RawSplit
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.methods.base import Batch, FusionModel, build_method, zero_absent
+from pmrfusion.modules.encoders import DEFAULT_ENCODER, DEFAULT_OUT_DIM, DEFAULT_WIDTH, build_encoder
+from pmrfusion.modules.frontends import FrontendConfig, ModalityStats, build_frontend, fit_stats
+from pmrfusion.optim import OptimizerSpec
+from pmrfusion.types import ModelOutput
+
+
+class ModalityEncoder(nn.Module):
+    """Front-end (raw -> normalised input) followed by a trainable backbone (-> V_m)."""
+
+    def __init__(self, frontend: nn.Module, backbone: nn.Module):
+        super().__init__()
+        self.frontend, self.backbone = frontend, backbone
+        self.out_dim = int(backbone.out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.backbone(self.frontend(x))
+
+
+class EncodedFusion(FusionModel):
+    """A fusion method on top of per-modality encoders (see module docstring)."""
+
+    def __init__(self, encoders: dict[str, nn.Module], method: FusionModel, encoder_optimizer: OptimizerSpec):
+        super().__init__(method.modalities)
+        self.encoders = nn.ModuleDict(encoders)
+        self.method = method
+        self.loss_weights = method.loss_weights
+        self.default_group_optimizers = {**method.default_group_optimizers, "encoders": encoder_optimizer}
+        self.frozen = False
+        self._encoded: dict[str, Tensor] = {}
+
+    def encode(self, raw: dict[str, Tensor], present: Tensor | None) -> dict[str, Tensor]:
+        views = self.views(raw)
+        v = {m: self.encoders[m](x) for m, x in zip(self.modalities, views)}
+        return zero_absent(v, present, self.modalities)
+
+    def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
+        encoded = self.encode(features, present)
+        self._encoded = encoded
+        return self.method(encoded, present)
+
+    def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
+        enc = Batch(self._encoded, batch.present, batch.labels, batch.index)
+        return self.method.auxiliary_losses(output, enc)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        groups = dict(self.method.optimizer_groups())
+        if not self.frozen:
+            groups["encoders"] = list(self.encoders.parameters())
+        return groups
+
+    def freeze_encoders(self) -> None:
+        """Fix the encoders (the `frozen` regime): no gradients, eval mode, no optimizer group."""
+        self.frozen = True
+        self.default_group_optimizers.pop("encoders", None)
+        for p in self.encoders.parameters():
+            p.requires_grad_(False)
+        self.encoders.eval()
+
+    def train(self, mode: bool = True) -> EncodedFusion:
+        super().train(mode)
+        if self.frozen:
+            self.encoders.eval()
+        return self
+
+
+class UnimodalClassifier(FusionModel):
+    """One encoder and a linear head: unimodal pre-training and unimodal baselines."""
+
+    def __init__(self, modality: str, encoder: nn.Module, num_classes: int):
+        super().__init__([modality])
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.out_dim, num_classes)
+
+    def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
+        return ModelOutput(self.head(self.encoder(features[self.modalities[0]])))
+
+
+def build_model(
+    encoders: dict[str, nn.Module],
+    method: str,
+    num_classes: int,
+    encoder_optimizer: OptimizerSpec | None = None,
+    **method_cfg,
+) -> EncodedFusion:
+    """Compose `encoders` (modality -> module with `out_dim`) with registered `method`."""
+    bad = [m for m, e in encoders.items() if not hasattr(e, "out_dim")]
+    if bad:
+        raise PMRFusionError(f"encoders {bad} have no 'out_dim' attribute")
+    dims = {m: int(e.out_dim) for m, e in encoders.items()}
+    fusion = build_method(method, dims, num_classes, **method_cfg)
+    return EncodedFusion(encoders, fusion, encoder_optimizer or OptimizerSpec("adamw", 1e-3, 0.9, 1e-4))
+
+
+def parse_encoder_spec(text: str | None) -> dict[str, str]:
+    """'image=cnn,audio=audio-cnn' -> {'image': 'cnn', 'audio': 'audio-cnn'}."""
+    out: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise PMRFusionError(f"--encoders expects modality=encoder items, got '{item}'")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def default_encoders(
+    data: RawMultimodalData,
+    train: RawSplit,
+    spec: dict[str, str] | None = None,
+    out_dims: dict[str, int] | None = None,
+    widths: dict[str, int] | None = None,
+    frontend: FrontendConfig | None = None,
+    stats: dict[str, ModalityStats] | None = None,
+) -> dict[str, ModalityEncoder]:
+    """Front-end + encoder per modality: `spec` names them (default by kind), stats from `train`."""
+    spec = spec or {}
+    unknown = sorted(set(spec) - set(data.modalities))
+    if unknown:
+        raise PMRFusionError(f"--encoders names unknown modalities {unknown}; dataset has {data.modalities}")
+    stats = stats or fit_stats(train, frontend)
+    out = {}
+    for m in data.modalities:
+        kind = data.kinds[m]
+        name = spec.get(m, DEFAULT_ENCODER[kind])
+        fe = build_frontend(kind, data.shapes[m], stats[m], frontend)
+        dim = (out_dims or {}).get(m, DEFAULT_OUT_DIM[kind])
+        width = (widths or {}).get(m, DEFAULT_WIDTH.get(name, 32))
+        out[m] = ModalityEncoder(fe, build_encoder(name, fe.out_shape, dim, width))
+    return out
+
+
+__all__ = [
+    "EncodedFusion",
+    "ModalityEncoder",
+    "UnimodalClassifier",
+    "build_model",
+    "default_encoders",
+    "parse_encoder_spec",
+]
