@@ -44,7 +44,7 @@ class SummaryRow:
 
 
 def summarize(records: Iterable[dict], metric: str = "accuracy") -> list[SummaryRow]:
-    """Mean, population std and worst seed per (dataset, method, protocol, condition)."""
+    """Mean, sample std (ddof = 1; 0 for one seed), worst seed per (dataset, method, protocol, condition)."""
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         if r["metric"] == metric:
@@ -52,8 +52,14 @@ def summarize(records: Iterable[dict], metric: str = "accuracy") -> list[Summary
     rows = []
     for (ds, meth, proto, cond), vals in groups.items():
         v = np.asarray(vals)
-        rows.append(SummaryRow(ds, meth, proto, cond, metric, v.mean(), v.std(), v.min(), len(v)))
+        rows.append(SummaryRow(ds, meth, proto, cond, metric, v.mean(), sample_std(v), v.min(), len(v)))
     return rows
+
+
+def sample_std(values) -> float:
+    """Sample standard deviation over seeds (ddof = 1); 0.0 for a single value."""
+    v = np.asarray(values, dtype=float)
+    return float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def per_seed_means(records: Iterable[dict], method: str, predicate, metric: str = "accuracy") -> np.ndarray:
@@ -71,12 +77,12 @@ def group_mean(records: Iterable[dict], method: str, predicate, metric: str = "a
     return float(values.mean()) if len(values) else float("nan")
 
 
-def is_leave_one_out(r: dict, num_modalities: int) -> bool:
-    return r["protocol"] == "missing" and len(r["present"]) == num_modalities - 1
+def is_leave_one_out(r: dict, num_modalities: int, protocol: str = "missing") -> bool:
+    return r["protocol"] == protocol and len(r["present"]) == num_modalities - 1
 
 
-def is_keep_one(r: dict) -> bool:
-    return r["protocol"] == "missing" and len(r["present"]) == 1
+def is_keep_one(r: dict, protocol: str = "missing") -> bool:
+    return r["protocol"] == protocol and len(r["present"]) == 1
 
 
 def summary_grid(rows: list[SummaryRow]) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
@@ -115,6 +121,7 @@ def write_results(out_dir: Path, records: list[dict], header: str = "") -> None:
     for r in records:
         w.writerow({**r, "present": "+".join(r["present"])})
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
-    md = (header + "\n\n" if header else "") + "Accuracy: mean ± std over seeds (worst seed).\n\n"
+    md = (header + "\n\n" if header else "") + "Accuracy: mean ± sample std (ddof = 1) over seeds "
+    md += "(worst seed).\n\n"
     md += markdown_table(summarize(records))
     atomic_write_text(out_dir / "results.md", md)

@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pmrfusion.data.absent import absent_values, check_absent_fill, fill_absent
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods.base import Batch, FusionModel, zero_absent
+from pmrfusion.methods.base import Batch, FusionModel
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.train import distributed
 
@@ -43,6 +44,9 @@ class TrainConfig:
     # Missing-modality augmentation: each modality of each training sample is zeroed and marked
     # absent with this probability (seeded; at least one modality is kept per sample).
     modality_dropout: float = 0.0
+    # What a dropped modality is fed as (pmrfusion.data.absent): "zero_feature" = original-unit
+    # zero, as protocol "missing"; "mean" = scaled zero (mean imputation, the old behaviour).
+    absent_fill: str = "zero_feature"
 
 
 @dataclass
@@ -159,12 +163,11 @@ def _batch_to(batch: Batch, device: torch.device) -> Batch:
     )
 
 
-def _dropped(batch: Batch, dropped: bool) -> Batch:
-    """Zero the features of modalities marked absent (only when dropout made any)."""
-    if not dropped:
+def _dropped(batch: Batch, fill: dict[str, Tensor] | None) -> Batch:
+    """Feed modalities marked absent as `fill` (only when dropout made any)."""
+    if fill is None:
         return batch
-    features = zero_absent(batch.features, batch.present, list(batch.features))
-    return Batch(features, batch.present, batch.labels, batch.index)
+    return Batch(fill_absent(batch.features, batch.present, fill), batch.present, batch.labels, batch.index)
 
 
 def _validate(model: FusionModel, val: TensorSplit) -> tuple[float, float]:
@@ -181,7 +184,7 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
     flipped = 0
     if cfg.label_noise:
         noisy, rows = flip_labels(data.labels, cfg.label_noise, cfg.seed)
-        data = TensorSplit(data.features, noisy, data.index)
+        data = TensorSplit(data.features, noisy, data.index, data.absent_fill)
         flipped = len(rows)
     ctx = distributed.current()
     forward = None
@@ -189,6 +192,10 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
         forward = distributed.wrap(model, ctx)
     gen = torch.Generator().manual_seed(cfg.seed)
     drop_gen = torch.Generator().manual_seed(cfg.seed * MODALITY_DROPOUT_SALT + 3)
+    check_absent_fill(cfg.absent_fill)
+    drop_fill = None
+    if cfg.modality_dropout > 0:
+        drop_fill = absent_values(cfg.absent_fill, data.features, data.absent_fill)
     opts = _optimizers(model, cfg)
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
     history: list[dict[str, float]] = []
@@ -214,13 +221,13 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
                 if cfg.modality_dropout > 0:  # drawn for the global batch, so every rank agrees
                     keep = modality_keep_mask(len(rows), len(data.features), cfg.modality_dropout, drop_gen)
                 if ctx is None:
-                    loss, parts = total_loss(model, _dropped(data.batch(rows, keep), keep is not None))
+                    loss, parts = total_loss(model, _dropped(data.batch(rows, keep), drop_fill))
                 else:
                     if len(rows) < ctx.world_size:
                         continue  # every rank skips it: no empty shards
                     mine = distributed.shard(rows, ctx)
                     mine_keep = distributed.shard(keep, ctx) if keep is not None else None
-                    batch = _dropped(data.batch(mine, mine_keep), keep is not None)
+                    batch = _dropped(data.batch(mine, mine_keep), drop_fill)
                     loss, parts = total_loss(model, _batch_to(batch, ctx.device), forward)
                     loss = loss * distributed.shard_weight(len(mine), len(rows), ctx)
                 for o in opts:
