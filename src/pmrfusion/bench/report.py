@@ -457,7 +457,9 @@ def write_report(directory: str | Path) -> Path:
         "Each modality of each test sample is corrupted independently with p = 0.5. Gaussian: "
         "N(0, eps) added to standardised features. Salt-and-pepper: a fraction eps/10 of the "
         "entries of a corrupted modality set to the feature's training min or max (eps = 0 is "
-        "the clean test set). Lines: mean over seeds; shading: ± std.",
+        "the clean test set). Salt-and-pepper as the QMF code does it (`salt_pepper_qmf`): a "
+        "modality is hit with probability 0.5 x eps/10, then each entry is set to the training "
+        "min or max with probability 0.05 each. Lines: mean over seeds; shading: ± sample std.",
         "",
     ]
     for ds in res.datasets:
