@@ -121,7 +121,7 @@ def write_results(out_dir: Path, records: list[dict], header: str = "") -> None:
     for r in records:
         w.writerow({**r, "present": "+".join(r["present"])})
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
-    md = (header + "\n\n" if header else "") + "Accuracy: mean ± sample std (ddof = 1) over seeds "
-    md += "(worst seed).\n\n"
+    md = (header + "\n\n" if header else "") + "Accuracy: mean ± std over seeds (worst seed); "
+    md += "std is the sample std (ddof = 1).\n\n"
     md += markdown_table(summarize(records))
     atomic_write_text(out_dir / "results.md", md)
