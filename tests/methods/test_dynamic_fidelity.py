@@ -55,11 +55,15 @@ def _acc(model, feats, labels):
 
 
 def test_iid_q_no_longer_collapses_under_noise(hw):
-    """Handwritten, Gaussian eps 10: iid-q stays near `late` trained here with the same budget."""
-    tc = TrainConfig(epochs=25, patience=25)
+    """Handwritten, Gaussian eps 10: iid-q stays near `late` trained here with the same budget.
+
+    L_dc is off to keep the test cheap; the collapse came from the missing unimodal loss (main:
+    iid-q 60.6 vs late 95.4 at eps 10), not from L_dc.
+    """
+    tc = TrainConfig(epochs=20, patience=20)
     noisy = next(c for c in conditions("gaussian", hw.test, 0) if c.name == "gaussian:10")
     late, _ = fit_method("late", hw, 0, {}, tc)
-    iidq, res = fit_method("iid-q", hw, 0, {}, tc)
+    iidq, res = fit_method("iid-q", hw, 0, {"dc": False}, tc)
     uni = [h["unimodal"] for h in res.history]
     assert uni[-1] < 0.5 * uni[0]  # the per-modality task loss is trained
     a_late, a_iidq = _acc(late, noisy.features, hw.test.labels), _acc(iidq, noisy.features, hw.test.labels)
