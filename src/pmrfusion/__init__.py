@@ -5,6 +5,7 @@ protocols and benchmarks of the papers, on real feature datasets.
 """
 
 from pmrfusion.bench.runner import RunSpec, evaluate, fit_method, run_grid
+from pmrfusion.data.absent import ABSENT_FILLS, fill_absent
 from pmrfusion.data.avmnist import load_avmnist
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import available_datasets, load_dataset
@@ -35,6 +36,7 @@ from pmrfusion.types import Batch, ModelOutput
 __version__ = "0.1.0"
 
 __all__ = [
+    "ABSENT_FILLS",
     "Batch",
     "EncoderConfig",
     "RawMultimodalData",
@@ -68,6 +70,7 @@ __all__ = [
     "classification_metrics",
     "conditions",
     "evaluate",
+    "fill_absent",
     "fit_method",
     "load_checkpoint",
     "load_dataset",

@@ -60,7 +60,9 @@ def test_interrupted_suite_resumes_to_the_same_results(tmp_path):
     methods = {r["method"] for r in a}
     protocols = {r["protocol"] for r in a}
     assert methods == {"concat", "late"}
-    assert protocols == {"clean", "missing", "gaussian", "salt_pepper", "conflict"}
+    assert protocols == {
+        "clean", "missing", "missing_mean", "gaussian", "salt_pepper", "salt_pepper_qmf", "conflict"
+    }  # fmt: skip
     assert {r["seed"] for r in a} == {0, 1}
     # a third call has nothing left to do and rewrites the same results
     assert run_suite(spec, part).ran == 0

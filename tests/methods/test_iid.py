@@ -6,7 +6,7 @@ import torch
 from pmrfusion.data.loaders import default_data_root, load_dataset
 from pmrfusion.data.tensors import prepare
 from pmrfusion.methods import build_method
-from pmrfusion.objectives.coherence import (
+from pmrfusion.objectives.wasserstein import (
     SpectralRIP,
     coherence_loss,
     gaussian_kl,

@@ -23,7 +23,7 @@ import torch
 from pmrfusion.analysis.outputs import write_analysis
 from pmrfusion.bench.runner import fit_method, seeded_splits
 from pmrfusion.eval.protocols import conditions
-from pmrfusion.objectives.coherence import rms_distance
+from pmrfusion.objectives.wasserstein import rms_distance
 from pmrfusion.train import TrainConfig, predict
 
 VARIANTS: list[tuple[str, dict]] = [

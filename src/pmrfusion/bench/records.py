@@ -135,7 +135,7 @@ def format_mean_std_worst(
     v = np.asarray(values, dtype=float)
     if not v.size:
         return empty
-    return format_stats(scale * v.mean(), scale * v.std(), scale * v.min(), digits)
+    return format_stats(scale * v.mean(), scale * sample_std(v), scale * v.min(), digits)
 
 
 @dataclass
@@ -160,7 +160,7 @@ def summarise(records: Iterable[dict], metric: str = "accuracy") -> list[Summary
     rows = []
     for (ds, meth, proto, cond), vals in groups.items():
         v = np.asarray(vals)
-        rows.append(SummaryRow(ds, meth, proto, cond, metric, v.mean(), v.std(), v.min(), len(v)))
+        rows.append(SummaryRow(ds, meth, proto, cond, metric, v.mean(), sample_std(v), v.min(), len(v)))
     return rows
 
 
@@ -179,12 +179,18 @@ def group_mean(records: Iterable[dict], method: str, predicate, metric: str = "a
     return float(values.mean()) if len(values) else float("nan")
 
 
-def is_leave_one_out(r: dict, num_modalities: int) -> bool:
-    return r["protocol"] == "missing" and len(r["present"]) == num_modalities - 1
+def sample_std(values) -> float:
+    """Sample standard deviation over seeds (ddof = 1); 0.0 for a single value."""
+    v = np.asarray(values, dtype=float)
+    return float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def is_keep_one(r: dict) -> bool:
-    return r["protocol"] == "missing" and len(r["present"]) == 1
+def is_leave_one_out(r: dict, num_modalities: int, protocol: str = "missing") -> bool:
+    return r["protocol"] == protocol and len(r["present"]) == num_modalities - 1
+
+
+def is_keep_one(r: dict, protocol: str = "missing") -> bool:
+    return r["protocol"] == protocol and len(r["present"]) == 1
 
 
 def _fmt_row(r: SummaryRow) -> str:
@@ -227,7 +233,8 @@ def write_results(out_dir: Path, records: list[dict], header: str = "") -> None:
     for r in records:
         w.writerow({**r, "present": "+".join(r["present"])})
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
-    md = (header + "\n\n" if header else "") + "Accuracy: mean ± std over seeds (worst seed).\n\n"
+    md = (header + "\n\n" if header else "") + "Accuracy: mean ± std over seeds (worst seed); "
+    md += "std is the sample std (ddof = 1).\n\n"
     md += markdown_table(summarise(records))
     atomic_write_text(out_dir / "results.md", md)
 

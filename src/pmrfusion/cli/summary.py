@@ -10,7 +10,7 @@ from pmrfusion.cli.app import console
 
 def print_summary(records: list[dict], num_modalities: int) -> None:
     methods_, grid = summary_grid(summarise(records))
-    table = Table("condition", *methods_, title="accuracy: mean ± std (worst seed)")
+    table = Table("condition", *methods_, title="accuracy: mean ± std, ddof 1 (worst seed)")
     for _, cond, vals in grid:
         table.add_row(cond, *vals)
     if any(r["protocol"] == "missing" for r in records):

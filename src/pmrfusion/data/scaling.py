@@ -28,6 +28,14 @@ class Standardizer:
     def transform(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {m: ((x - self.mean[m]) / self.scale[m]).astype(np.float32) for m, x in features.items()}
 
+    def zero_point(self) -> dict[str, np.ndarray]:
+        """Per modality, where an all-zero feature in original units lands: (0 - mean) / scale.
+
+        This is the papers' "absent modality = zero feature" expressed in scaled space; the
+        scaled zero (all entries 0) is instead the training mean (mean imputation).
+        """
+        return {m: (-self.mean[m] / self.scale[m]).astype(np.float32) for m in self.mean}
+
     def state(self) -> dict[str, np.ndarray]:
         out = {}
         for m in self.mean:

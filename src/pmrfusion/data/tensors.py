@@ -18,6 +18,10 @@ class TensorSplit:
     features: dict[str, Tensor]
     labels: Tensor
     index: Tensor  # row ids in the original dataset
+    # Scaled value of an absent modality under the papers' protocol: the original-unit zero
+    # feature, (0 - mean) / std of the training scaler (`Standardizer.zero_point`). None when
+    # the split was built without a scaler (then only mean imputation is defined).
+    absent_fill: dict[str, Tensor] | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -53,6 +57,11 @@ class PreparedData:
         """Per-feature (min, max) of the scaled training rows, for salt-and-pepper and conflict."""
         return {m: (x.amin(0), x.amax(0)) for m, x in self.train.features.items()}
 
+    @property
+    def absent_fill(self) -> dict[str, Tensor]:
+        """Per modality, the scaled features of an original-unit zero (the papers' absent value)."""
+        return {m: torch.from_numpy(v) for m, v in self.scaler.zero_point().items()}
+
 
 def to_split(data: MultimodalData, rows: np.ndarray, scaler: Standardizer) -> TensorSplit:
     feats, labels = data.take(rows)
@@ -61,6 +70,7 @@ def to_split(data: MultimodalData, rows: np.ndarray, scaler: Standardizer) -> Te
         {m: torch.from_numpy(x) for m, x in feats.items()},
         torch.from_numpy(labels),
         torch.from_numpy(np.asarray(rows, dtype=np.int64)),
+        {m: torch.from_numpy(v) for m, v in scaler.zero_point().items()},
     )
 
 

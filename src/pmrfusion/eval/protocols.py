@@ -1,8 +1,11 @@
 """Test-time robustness protocols: each yields named conditions (features, present mask).
 
-Condition names: "clean"; "missing:<absent>" / "keep:<present>" / "subset:<a+b>";
-"gaussian:<eps>"; "salt_pepper:<eps>"; "conflict:noise" / "conflict:swap" / "conflict:all".
-Every condition also carries the list of modalities treated as present.
+Condition names: "clean"; "missing:<absent>" / "keep:<present>" / "subset:<a+b>" (protocol
+"missing": absent = zero feature in original units, the papers' protocol); "missing_mean:<absent>" /
+"keep_mean:<present>" / "subset_mean:<a+b>" (protocol "missing_mean": mean imputation);
+"gaussian:<eps>"; "salt_pepper:<eps>"; "salt_pepper_qmf:<eps>"; "conflict:noise" /
+"conflict:swap" / "conflict:all". Every condition also carries the list of modalities treated as
+present.
 
 All corruptions act on the *scaled* test features (standardised with training statistics).
 Protocols that need statistics of the training rows (salt-and-pepper, conflict) receive them
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from pmrfusion.data.absent import absent_values, fill_absent
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 
@@ -122,15 +126,16 @@ def clean(test: TensorSplit, seed: int) -> Iterator[Condition]:
     yield Condition("clean", "clean", test.features, _all_present(test), test.modalities)
 
 
-def subset_name(present: tuple[str, ...], modalities: list[str]) -> str:
+def subset_name(present: tuple[str, ...], modalities: list[str], suffix: str = "") -> str:
+    """"missing:X" (X absent) / "keep:X" (only X present) / "subset:a+b"; `suffix` tags the kind."""
     absent = [m for m in modalities if m not in present]
     if not absent:
-        return "missing:none"
+        return f"missing{suffix}:none"
     if len(absent) == 1:
-        return f"missing:{absent[0]}"
+        return f"missing{suffix}:{absent[0]}"
     if len(present) == 1:
-        return f"keep:{present[0]}"
-    return "subset:" + "+".join(present)
+        return f"keep{suffix}:{present[0]}"
+    return f"subset{suffix}:" + "+".join(present)
 
 
 def missing_subsets(modalities: list[str]) -> list[tuple[str, ...]]:
@@ -143,15 +148,39 @@ def missing_subsets(modalities: list[str]) -> list[tuple[str, ...]]:
     return loo + keep
 
 
-@register_protocol("missing")
-def missing(test: TensorSplit, seed: int) -> Iterator[Condition]:
-    """Absent modalities are zeroed (the papers' protocol); the mask says which are present."""
+# protocol -> (absent fill, condition-name suffix); see pmrfusion.data.absent
+MISSING_PROTOCOLS = {"missing": ("zero_feature", ""), "missing_mean": ("mean", "_mean")}
+
+
+def _missing_conditions(test: TensorSplit, protocol: str) -> Iterator[Condition]:
+    kind, suffix = MISSING_PROTOCOLS[protocol]
+    fill = absent_values(kind, test.features, test.absent_fill)
     mods = test.modalities
     for subset in missing_subsets(mods):
         mask = torch.tensor([m in subset for m in mods])
         present = mask.expand(len(test), -1).clone()
-        feats = {m: x if m in subset else torch.zeros_like(x) for m, x in test.features.items()}
-        yield Condition("missing", subset_name(subset, mods), feats, present, list(subset))
+        feats = fill_absent(test.features, present, fill)
+        yield Condition(protocol, subset_name(subset, mods, suffix), feats, present, list(subset))
+
+
+@register_protocol("missing")
+def missing(test: TensorSplit, seed: int) -> Iterator[Condition]:
+    """The papers' protocol: an absent modality is a zero feature in *original* units.
+
+    After standardisation that is (0 - mean) / std of the training scaler (`test.absent_fill`).
+    Conditions "missing:X" (X absent), "keep:X" (only X present), "subset:a+b"; the `present`
+    mask says which modalities are present.
+    """
+    yield from _missing_conditions(test, "missing")
+
+
+@register_protocol("missing_mean")
+def missing_mean(test: TensorSplit, seed: int) -> Iterator[Condition]:
+    """Mean imputation: an absent modality is zero in *scaled* space (the training mean).
+
+    Conditions "missing_mean:X", "keep_mean:X", "subset_mean:a+b"; `present` as for "missing".
+    """
+    yield from _missing_conditions(test, "missing_mean")
 
 
 def corrupt_mask(n: int, num_modalities: int, gen: torch.Generator, p: float = 0.5) -> Tensor:
@@ -184,7 +213,7 @@ def salt_pepper_mask(n: int, d: int, fraction: float, gen: torch.Generator) -> T
 def salt_pepper(
     test: TensorSplit, seed: int, train_range: TrainRange | None = None, eps_values=SALT_PEPPER_EPS
 ) -> Iterator[Condition]:
-    """Salt-and-pepper noise of level eps (QMF's protocol on feature vectors).
+    """Salt-and-pepper noise of level eps, fixed-count variant (see `salt_pepper_qmf` for QMF's code).
 
     Each (sample, modality) cell is corrupted independently with p = 0.5 (as for
     "gaussian"). In a corrupted cell exactly round(eps/10 * d_m) of its d_m entries, chosen
@@ -208,6 +237,62 @@ def salt_pepper(
         yield Condition(
             "salt_pepper", f"salt_pepper:{_eps_label(eps)}", feats, _all_present(test), test.modalities
         )
+
+
+SALT_PEPPER_QMF_DENSITY = 0.1  # QMF code: AddSaltPepperNoise(density=0.1, p=eps/10)
+SALT_PEPPER_QMF_GATE = 0.5  # QMF code: wrapped in RandomApply(p=0.5)
+
+
+def salt_pepper_qmf_corrupt(
+    features: dict[str, Tensor],
+    train_range: TrainRange,
+    eps: float,
+    gen: torch.Generator,
+    present: Tensor | None = None,
+    density: float = SALT_PEPPER_QMF_DENSITY,
+    gate: float = SALT_PEPPER_QMF_GATE,
+) -> tuple[dict[str, Tensor], Tensor]:
+    """(corrupted features, (N, M) bool cells hit): QMF-code salt-and-pepper, see `salt_pepper_qmf`.
+
+    Cells whose modality is absent (`present` False) are never corrupted.
+    """
+    if not 0 <= eps <= 10:
+        raise PMRFusionError(f"salt_pepper_qmf eps must be in [0, 10], got {eps}")
+    x0 = next(iter(features.values()))
+    cells = corrupt_mask(len(x0), len(features), gen, p=gate * eps / 10)
+    if present is not None:
+        cells = cells & present.bool()
+    out = {}
+    for i, (m, x) in enumerate(features.items()):
+        lo, hi = train_range[m]
+        u = torch.rand(x.shape, generator=gen)
+        hit = cells[:, i : i + 1]
+        pepper = (u < density / 2) & hit
+        salt = (u >= density / 2) & (u < density) & hit
+        y = torch.where(pepper, lo.expand_as(x).to(x.dtype), x)
+        out[m] = torch.where(salt, hi.expand_as(x).to(x.dtype), y)
+    return out, cells
+
+
+@register_protocol("salt_pepper_qmf")
+def salt_pepper_qmf(
+    test: TensorSplit, seed: int, train_range: TrainRange | None = None, eps_values=SALT_PEPPER_EPS
+) -> Iterator[Condition]:
+    """Salt-and-pepper as the official QMF code does it (published-era commit d7f31dd).
+
+    A (sample, modality) cell is corrupted with probability 0.5 * eps/10 (the code's
+    RandomApply(p=0.5) around AddSaltPepperNoise(p=eps/10)). In a corrupted cell each entry
+    independently becomes pepper (the feature's training minimum) with probability 0.05 and salt
+    (training maximum) with probability 0.05: density fixed at 0.1 (the code: pepper 0, salt 255
+    on pixels). So eps sets how *often* a modality is hit, not how much of it.
+    """
+    rng = _require_range("salt_pepper_qmf", test, train_range)
+    present = _all_present(test)
+    for eps in eps_values:
+        gen = generator(seed, 4, int(eps * 1000))
+        feats, _ = salt_pepper_qmf_corrupt(test.features, rng, eps, gen, present)
+        name = f"salt_pepper_qmf:{_eps_label(eps)}"
+        yield Condition("salt_pepper_qmf", name, feats, present, test.modalities)
 
 
 @dataclass

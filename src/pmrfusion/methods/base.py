@@ -101,7 +101,11 @@ def build_method(name: str, dims: dict[str, int], num_classes: int, **config: An
 def zero_absent(
     features: dict[str, Tensor], present: Tensor | None, modalities: list[str]
 ) -> dict[str, Tensor]:
-    """Absent modalities as zeros (the papers' protocol)."""
+    """Absent modalities as zeros in *scaled* space: mean imputation (protocol "missing_mean").
+
+    The papers' zero feature in original units is `pmrfusion.data.absent.fill_absent` with the
+    split's `absent_fill`; no method zeroes absent inputs itself (they get `present` instead).
+    """
     if present is None:
         return features
     out = {}

@@ -4,16 +4,22 @@ coherence. Registered methods ``iid-l``, ``iid-q`` and ``iid-p``.
 Each modality is encoded to a common dimension, z_m = h_m(x_m) (an MLP with a linear output).
 The fused representation is z = sum_m w_m z_m, and a shared linear head g gives the logits.
 Absent modalities get weight 0. Training adds alpha * L_ic + beta * L_dc
-(see `pmrfusion.objectives.coherence`). The three variants differ only in how they get w:
+(see `pmrfusion.objectives.wasserstein`). The three variants differ only in how they get w:
 
 - ``iid-l``: static learned weights, softmax over one learnable logit per modality (initialised
   uniform), renormalised over the modalities present.
 - ``iid-q``: QMF energy weights w_m = alpha_q * Energy(g(z_m)) + beta_q, detached as in the QMF
   code. The unimodal logits come from the shared linear head. The QMF history ranking regulariser
   (``rank_mode``, weight ``rank_lam``) keeps the energies ordered by historical loss.
-- ``iid-p``: PDF co-belief weights (`pmrfusion.methods.pdf.pdf_weights`). ConfidNets on the
-  detached z_m predict the TCP of softmax(g(z_m)) under an L1 loss. Relative calibration is
+- ``iid-p``: PDF co-belief weights (`pmrfusion.modules.confidence.pdf_weights`). ConfidNets on
+  the detached z_m predict the TCP of softmax(g(z_m)) under an L1 loss. Relative calibration is
   applied in eval mode.
+
+IID-Q and IID-P "reuse the dynamic weights of QMF / PDF" (IID paper, Sec. 3); those weights are
+read off unimodal classifiers that QMF and PDF train with a per-modality cross-entropy (weight 1,
+QMF eq. 18, PDF's loss). So both add ``unimodal_weight * sum_m CE(g(z_m), y)`` (default 1;
+``unimodal_weight=0`` restores the old form, where only L_ic pushed g(z_m) and the energy /
+TCP signal could collapse under noise).
 
 Any M >= 2 modalities work. L_dc averages over all modality pairs.
 """
@@ -23,20 +29,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel, ModelOutput, register_method
-from pmrfusion.methods.pdf import ConfidNet, pdf_weights, tcp_l1
-from pmrfusion.methods.qmf import check_mode, qmf_rank_terms
-from pmrfusion.objectives.coherence import SpectralRIP, coherence_loss, informatic_constraint
-from pmrfusion.objectives.qmf_ranking import LossHistory, energy_weights
+from pmrfusion.modules.confidence import ConfidNet, energy_weights, pdf_weights, tcp_l1
+from pmrfusion.modules.loss_history import LossHistory
+from pmrfusion.objectives.qmf_ranking import check_ranking_mode, history_ranking_loss
+from pmrfusion.objectives.wasserstein import SpectralRIP, coherence_loss, informatic_constraint
 
 
 @dataclass
 class IIDConfig:
     alpha: float = 0.1  # weight of L_ic
-    beta: float = 0.1  # weight of L_dc (normalised cost: O(1); see objectives.coherence)
+    beta: float = 0.1  # weight of L_dc (normalised cost: O(1); see objectives.wasserstein)
     ic: bool = True
     dc: bool = True
     d1: int = 16  # frequencies kept after the FFT
@@ -47,6 +54,10 @@ class IIDConfig:
     blur: float = 0.05
     reach: float = 1.0  # marginal relaxation (unbalanced OT); <= 0 means balanced
     seed: int = 0  # seed of the fixed RIP projection
+    # iid-q / iid-p: weight of sum_m CE(g(z_m), y), the per-modality task loss that QMF's and
+    # PDF's weights are built on (both train their unimodal classifiers with it, weight 1).
+    # 0 = the old behaviour (unimodal logits pushed only by L_ic). Not used by iid-l.
+    unimodal_weight: float = 1.0
     # iid-q
     q_alpha: float = -0.1
     q_beta: float = 0.0
@@ -86,10 +97,15 @@ class IID(FusionModel):
         self.head = nn.Linear(cfg.proj_dim, num_classes)
         self.rip = SpectralRIP(cfg.proj_dim, cfg.d1, cfg.rip_dim, cfg.seed)
         self.loss_weights = {"ic": cfg.alpha, "dc": cfg.beta}
+        if weighting != "static" and cfg.unimodal_weight < 0:
+            raise PMRFusionError(f"IID unimodal_weight must be >= 0, got {cfg.unimodal_weight}")
+        self.unimodal_loss = weighting != "static" and cfg.unimodal_weight > 0
+        if self.unimodal_loss:
+            self.loss_weights["unimodal"] = cfg.unimodal_weight
         if weighting == "static":
             self.weight_logits = nn.Parameter(torch.zeros(M))
         elif weighting == "qmf":
-            check_mode(cfg.rank_mode)
+            check_ranking_mode(cfg.rank_mode)
             self.history = LossHistory(M, cfg.history_size)
             self.loss_weights["rank"] = cfg.rank_lam
         else:
@@ -142,10 +158,18 @@ class IID(FusionModel):
         if self.cfg.dc:
             reach = self.cfg.reach if self.cfg.reach > 0 else None
             losses["dc"] = coherence_loss(self.rip(zs), self.cfg.blur, reach)
+        if self.unimodal_loss:
+            losses["unimodal"] = sum(F.cross_entropy(u, batch.labels) for u in uni)
         if self.weighting == "qmf":
             conf = output.embeddings["weighting:conf"]
-            losses["rank"] = qmf_rank_terms(
-                self.history, uni, list(conf.unbind(-1)), batch, self.cfg.rank_mode, self.training
+            losses["rank"] = history_ranking_loss(
+                self.history,
+                uni,
+                list(conf.unbind(-1)),
+                batch.labels,
+                batch.index,
+                self.cfg.rank_mode,
+                self.training,
             )
         elif self.weighting == "pdf":
             tcp = output.embeddings["weighting:tcp"]

@@ -25,7 +25,7 @@ Follows Yinan-Xia/PDF ``src/models/latefusion_pdf.py`` (notes-peers 2.6):
   The official weight decay on the first ConfidNet layer is not reproduced: the trainer's AdamW
   decays every parameter.
 
-`pdf_weights` is the standalone weighting, reused by IID-P.
+The weighting pieces live in `pmrfusion.modules.confidence` (reused by IID-P).
 """
 
 from __future__ import annotations
@@ -37,9 +37,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pmrfusion.methods.base import Batch, FusionModel, ModelOutput, register_method
+from pmrfusion.modules.confidence import (  # noqa: F401  (re-exported for existing imports)
+    TCP_EPS,
+    ConfidNet,
+    holo_confidence,
+    pdf_weights,
+    relative_calibration,
+    tcp_l1,
+)
 from pmrfusion.modules.heads import MLPHead
-
-TCP_EPS = 1e-4
 
 
 @dataclass
@@ -51,55 +57,6 @@ class PDFConfig:
     tcp_weight: float = 1.0
 
 
-class ConfidNet(nn.Module):
-    """Predicts the true-class probability in (0, 1) from detached features."""
-
-    def __init__(self, in_dim: int, hidden: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-    def forward(self, h: Tensor) -> Tensor:
-        return torch.sigmoid(self.net(h.detach())).squeeze(-1)
-
-
-def holo_confidence(tcp: Tensor, eps: float = TCP_EPS) -> Tensor:
-    """(B, M) TCP -> (B, M) holo-confidence, sum_{k != m} log tcp_k / sum_k log tcp_k."""
-    logs = torch.log(tcp.clamp(eps, 1.0 - eps))
-    total = logs.sum(-1, keepdim=True)
-    return (total - logs) / total
-
-
-def relative_calibration(probs: Tensor, present: Tensor | None = None) -> Tensor:
-    """(B, M, K) unimodal probabilities -> (B, M) rc_m = du_m / max_k du_k (1 where max is 0)."""
-    K = probs.shape[-1]
-    du = (probs - 1.0 / K).abs().mean(-1)
-    if present is not None:
-        du = du * present.to(du.dtype)
-    top = du.max(-1, keepdim=True).values
-    return torch.where(top > 0, du / top.clamp_min(1e-12), torch.ones_like(du))
-
-
-def pdf_weights(
-    tcp: Tensor, probs: Tensor | None = None, present: Tensor | None = None, calibrate: bool = False
-) -> Tensor:
-    """PDF's co-belief fusion weights, (B, M), rows sum to 1 over present modalities; detached.
-
-    tcp: (B, M) predicted true-class probabilities; probs: (B, M, K) unimodal softmax (needed
-    for the relative calibration); present: (B, M) bool.
-    """
-    tcp = tcp.detach()
-    cb = tcp + holo_confidence(tcp)
-    if calibrate:
-        if probs is None:
-            raise ValueError("relative calibration needs the unimodal probabilities")
-        cb = cb * relative_calibration(probs.detach(), present)
-    if present is not None:
-        cb = cb.masked_fill(~present.bool(), float("-inf"))
-        none = ~present.bool().any(-1, keepdim=True)
-        cb = torch.where(none, torch.zeros_like(cb), cb)
-    return torch.softmax(cb, dim=-1)
-
-
 def split_head(head: MLPHead, x: Tensor) -> tuple[Tensor, Tensor]:
     """(hidden features, logits) of an MLPHead; a linear head's features are its input."""
     net = head.net
@@ -107,12 +64,6 @@ def split_head(head: MLPHead, x: Tensor) -> tuple[Tensor, Tensor]:
         h = net[:3](x)
         return h, net[3:](h)
     return x, net(x)
-
-
-def tcp_l1(tcp: Tensor, logits: Tensor, labels: Tensor) -> Tensor:
-    """L1 between predicted TCP and the detached true-class probability."""
-    target = torch.softmax(logits.detach(), -1).gather(1, labels[:, None]).squeeze(1)
-    return F.l1_loss(tcp, target)
 
 
 class PDF(FusionModel):

@@ -16,6 +16,8 @@ only updated in training mode. An absent modality (``present`` False) gets weigh
 | ranking penalty | margin: max(0, t dw + abs(dk)) | slack: max(0, t dw - abs(dk)) |
 | max == min guard | loss 0 | loss 0 (the code gives 0/0 = NaN) |
 
+Ranking weight ``lam`` = 0.1 by default (the paper's lambda; the RGB-D code's NYUD2 value); the
+text-image code adds the ranking terms with weight 1 (``lam=1.0``, this library's old default).
 Both: alpha = -0.1, beta = 0, T = 1 by default (the code's ``logsumexp(z) / 10``); the history is
 updated before the ranking term (text-image ordering); weights are unnormalised and may be negative.
 On feature-level Gaussian noise the energy confidence of a noisy modality tends to *rise* (larger
@@ -29,16 +31,17 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel, ModelOutput, register_method
+from pmrfusion.modules.confidence import energy_weights
 from pmrfusion.modules.heads import MLPHead
-from pmrfusion.objectives.qmf_ranking import RANKING_MODES, LossHistory, energy_weights, ranking_loss
+from pmrfusion.modules.loss_history import LossHistory
+from pmrfusion.objectives.qmf_ranking import check_ranking_mode, history_ranking_loss
 
 
 @dataclass
 class QMFConfig:
     mode: str = "code"  # "paper" | "code"
-    lam: float = 1.0  # weight of the ranking regulariser (text-image code: 1; RGB-D: 0.1 / 1)
+    lam: float = 0.1  # ranking regulariser weight: paper 0.1 (RGB-D code 0.1 / 1); lam=1.0 = text-image code
     alpha: float = -0.1  # w = alpha * Energy + beta; alpha < 0 (eq. 9)
     beta: float = 0.0
     temperature: float = 1.0
@@ -47,34 +50,10 @@ class QMFConfig:
     dropout: float = 0.2
 
 
-def check_mode(mode: str) -> None:
-    if mode not in RANKING_MODES:
-        raise PMRFusionError(f"QMF mode must be one of {RANKING_MODES}, got {mode!r}")
-
-
-def qmf_rank_terms(
-    history: LossHistory,
-    modality_logits: list[Tensor],
-    confidences: list[Tensor],
-    batch: Batch,
-    mode: str,
-    training: bool,
-) -> Tensor:
-    """Update the history (training only), then sum the per-modality ranking losses."""
-    total = confidences[0].new_zeros(())
-    for m, (z, c) in enumerate(zip(modality_logits, confidences)):
-        if training:
-            per = F.cross_entropy(z.detach(), batch.labels, reduction="none")
-            history.update(m, batch.index, per)
-        kappa = history.kappa(m, batch.index, mode).to(c.device)
-        total = total + ranking_loss(c, kappa, mode)
-    return total
-
-
 class QMF(FusionModel):
     def __init__(self, dims: dict[str, int], num_classes: int, cfg: QMFConfig):
         super().__init__(list(dims))
-        check_mode(cfg.mode)
+        check_ranking_mode(cfg.mode)
         self.cfg = cfg
         self.heads = nn.ModuleDict(
             {m: MLPHead(d, num_classes, cfg.hidden, cfg.dropout) for m, d in dims.items()}
@@ -97,11 +76,12 @@ class QMF(FusionModel):
 
     def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
         uni = sum(F.cross_entropy(output.modality_logits[m], batch.labels) for m in self.modalities)
-        rank = qmf_rank_terms(
+        rank = history_ranking_loss(
             self.history,
             [output.modality_logits[m] for m in self.modalities],
             [output.weights[m] for m in self.modalities],
-            batch,
+            batch.labels,
+            batch.index,
             self.cfg.mode,
             self.training,
         )

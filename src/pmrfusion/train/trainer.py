@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pmrfusion.data.absent import absent_values, check_absent_fill, fill_absent
 from pmrfusion.data.raw import RawSplit
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods.base import Batch, FusionModel, zero_absent
+from pmrfusion.methods.base import Batch, FusionModel
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.train import distributed
 from pmrfusion.train.streaming import predict_streamed, streamed_batches, train_loader
@@ -46,6 +47,9 @@ class TrainConfig:
     # Missing-modality augmentation: each modality of each training sample is zeroed and marked
     # absent with this probability (seeded; at least one modality is kept per sample).
     modality_dropout: float = 0.0
+    # What a dropped modality is fed as (pmrfusion.data.absent): "zero_feature" = original-unit
+    # zero, as protocol "missing"; "mean" = scaled zero (mean imputation, the old behaviour).
+    absent_fill: str = "zero_feature"
 
 
 @dataclass
@@ -167,12 +171,11 @@ def _batch_to(batch: Batch, device: torch.device) -> Batch:
     )
 
 
-def _dropped(batch: Batch, dropped: bool) -> Batch:
-    """Zero the features of modalities marked absent (only when dropout made any)."""
-    if not dropped:
+def _dropped(batch: Batch, fill: dict[str, Tensor] | None) -> Batch:
+    """Feed modalities marked absent as `fill` (only when dropout made any)."""
+    if fill is None:
         return batch
-    features = zero_absent(batch.features, batch.present, list(batch.features))
-    return Batch(features, batch.present, batch.labels, batch.index)
+    return Batch(fill_absent(batch.features, batch.present, fill), batch.present, batch.labels, batch.index)
 
 
 def _validate(model: FusionModel, val: TensorSplit | RawSplit) -> tuple[float, float]:
@@ -183,7 +186,12 @@ def _validate(model: FusionModel, val: TensorSplit | RawSplit) -> tuple[float, f
 
 
 def _tensor_batches(
-    data: TensorSplit, gen: torch.Generator, drop_gen: torch.Generator, cfg: TrainConfig, ctx
+    data: TensorSplit,
+    gen: torch.Generator,
+    drop_gen: torch.Generator,
+    cfg: TrainConfig,
+    ctx,
+    drop_fill: dict[str, Tensor] | None,
 ) -> Iterator[tuple[Batch, float]]:
     """One epoch of (batch, loss factor) from in-memory tensors (this rank's shard under DDP)."""
     perm = torch.randperm(len(data), generator=gen)
@@ -195,13 +203,13 @@ def _tensor_batches(
         if cfg.modality_dropout > 0:  # drawn for the global batch, so every rank agrees
             keep = modality_keep_mask(len(rows), len(data.features), cfg.modality_dropout, drop_gen)
         if ctx is None:
-            yield _dropped(data.batch(rows, keep), keep is not None), 1.0
+            yield _dropped(data.batch(rows, keep), drop_fill), 1.0
         else:
             if len(rows) < ctx.world_size:
                 continue  # every rank skips it: no empty shards
             mine = distributed.shard(rows, ctx)
             mine_keep = distributed.shard(keep, ctx) if keep is not None else None
-            batch = _dropped(data.batch(mine, mine_keep), keep is not None)
+            batch = _dropped(data.batch(mine, mine_keep), drop_fill)
             yield batch, distributed.shard_weight(len(mine), len(rows), ctx)
 
 
@@ -219,7 +227,7 @@ def train(
     if cfg.label_noise:
         noisy, rows = flip_labels(data.labels, cfg.label_noise, cfg.seed)
         if isinstance(data, TensorSplit):
-            data = TensorSplit(data.features, noisy, data.index)
+            data = TensorSplit(data.features, noisy, data.index, data.absent_fill)
         else:
             data = data.with_labels(noisy)
         flipped = len(rows)
@@ -230,6 +238,10 @@ def train(
     gen = torch.Generator().manual_seed(cfg.seed)
     drop_gen = torch.Generator().manual_seed(cfg.seed * MODALITY_DROPOUT_SALT + 3)
     loader = None if isinstance(data, TensorSplit) else train_loader(data, cfg, ctx)
+    check_absent_fill(cfg.absent_fill)
+    drop_fill = None  # raw data: the composed model feeds V_m = 0 for modalities marked absent
+    if cfg.modality_dropout > 0 and isinstance(data, TensorSplit):
+        drop_fill = absent_values(cfg.absent_fill, data.features, data.absent_fill)
     opts = _optimizers(model, cfg)
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
     history: list[dict[str, float]] = []
@@ -247,7 +259,7 @@ def train(
             sums: dict[str, float] = {}
             steps = 0
             if isinstance(data, TensorSplit):
-                batches = _tensor_batches(data, gen, drop_gen, cfg, ctx)
+                batches = _tensor_batches(data, gen, drop_gen, cfg, ctx, drop_fill)
             else:
                 batches = streamed_batches(data, loader, epoch, drop_gen, cfg, ctx, _device_of(model))
             for batch, weight in batches:
