@@ -37,9 +37,12 @@ def main() -> None:
             for method in args.methods.split(","):
                 for reading in READINGS:
                     pf.seed_everything(seed)
-                    model = pf.build_method(method, prepared.dims, prepared.num_classes, pmr_optimizer=reading)
+                    model = pf.build_method(
+                        method, prepared.dims, prepared.num_classes, pmr_optimizer=reading
+                    )
                     start = {k: v.detach().clone() for k, v in model.pmr.state_dict().items()}
-                    result = pf.train(model, prepared.train, prepared.val, pf.TrainConfig(epochs=args.epochs, seed=seed))
+                    tc = pf.TrainConfig(epochs=args.epochs, seed=seed)
+                    result = pf.train(model, prepared.train, prepared.val, tc)
                     moved = [
                         float((v - start[k]).norm() / start[k].norm().clamp_min(1e-12))
                         for k, v in model.pmr.state_dict().items()

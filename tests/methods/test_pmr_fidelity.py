@@ -74,12 +74,20 @@ def test_g_structure_sends_shared_parts_only_to_the_classifier():
     for name in ("sg-concat", "rg-cmmp", "rg-umoe", "sg-perceiver", "rg-srht"):
         model = pf.build_method(name, {"a": 12, "b": 7, "c": 9}, 3).eval()
         x = {"a": torch.randn(5, 12), "b": torch.randn(5, 7), "c": torch.randn(5, 9)}
-        seen = []
-        encode = model.backend.encode
-        model.backend.encode = lambda xs, *a, **k: (seen.append([t.clone() for t in xs]), encode(xs, *a, **k))[1]
-        split = model.pmr.split
+        seen: list[list[torch.Tensor]] = []
+        encode, split = model.backend.encode, model.pmr.split
+
+        def spy(xs, *a, _encode=encode, _seen=seen, **k):
+            _seen.append([t.clone() for t in xs])
+            return _encode(xs, *a, **k)
+
+        def shifted(h, _split=split):
+            s, t = _split(h)
+            return [si + 5.0 for si in s], t
+
+        model.backend.encode = spy
         base = model(x).logits
-        model.pmr.split = lambda h: (lambda s, t: ([si + 5.0 for si in s], t))(*split(h))
+        model.pmr.split = shifted
         moved = model(x).logits
         for before, after in zip(*seen):
             torch.testing.assert_close(before, after)  # the back-end never sees S_m
@@ -100,7 +108,8 @@ def test_optimizer_readings():
     assert model.default_group_optimizers["pmr"].additional  # main optimizer + the extra SGD
     old = pf.build_method("sg-concat", {"a": 12, "b": 7}, 3, pmr_optimizer="sgd")
     assert not old.default_group_optimizers["pmr"].additional
-    assert pf.build_method("sg-concat", {"a": 12, "b": 7}, 3, pmr_optimizer="main").default_group_optimizers == {}
+    main_only = pf.build_method("sg-concat", {"a": 12, "b": 7}, 3, pmr_optimizer="main")
+    assert main_only.default_group_optimizers == {}
     with pytest.raises(pf.PMRFusionError, match="pmr_optimizer"):
         pf.build_method("sg-concat", {"a": 12, "b": 7}, 3, pmr_optimizer="adam")
 
@@ -141,5 +150,5 @@ def test_srht_reconstruction_goes_through_the_inverse_transforms():
         torch.testing.assert_close(h[:, bd:], block.specific_maps[m].inverse(out.specific[m]))
         torch.testing.assert_close(out.reconstructed[m], block.dissolve[m].inverse(h))
     # dims whose expansions are powers of two: the dissolve map is orthogonal, its inverse exact
-    for m, d in enumerate(block.dims):
+    for m in range(len(block.dims)):
         torch.testing.assert_close(block.dissolve[m].inverse(block.dissolve[m](v[m])), v[m])

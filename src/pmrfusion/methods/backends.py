@@ -18,10 +18,10 @@ import pmrfusion.modules.srht  # noqa: F401  (registers the "srht" mapping)
 from pmrfusion.methods.base import FusionModel, ModelOutput, register_method
 from pmrfusion.methods.pmr import Backend, ConcatBackend, PMRConfig, PMRFusion, backend_dims
 from pmrfusion.modules.bottleneck import BottleneckFusion
-from pmrfusion.modules.projections import ContrastiveProjector
 from pmrfusion.modules.heads import MLPHead
 from pmrfusion.modules.moe import SparseMoE
 from pmrfusion.modules.perceiver import Perceiver
+from pmrfusion.modules.projections import ContrastiveProjector
 from pmrfusion.objectives.contrastive import multi_info_nce
 from pmrfusion.objectives.preservation import preservation_loss
 
@@ -88,7 +88,9 @@ class CMMPBackend(Backend):
     def project(self, xs: Sequence[Tensor]) -> list[Tensor]:
         return self.projector(xs)
 
-    def encode(self, xs: list[Tensor], contrast: Sequence[Tensor] | None = None) -> tuple[Tensor, ModelOutput]:
+    def encode(
+        self, xs: list[Tensor], contrast: Sequence[Tensor] | None = None
+    ) -> tuple[Tensor, ModelOutput]:
         """`contrast`: the per-modality embeddings for the InfoNCE term (default: the projections)."""
         projected = self.project(xs)
         rep = torch.stack(projected).mean(0)

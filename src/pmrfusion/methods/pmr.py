@@ -126,7 +126,8 @@ class PMRFusion(FusionModel):
         inverse maps), rPMR in the input domain (V_m vs V'_m); learned maps: V_m vs P_rec Z_m."""
         if self.pmr.invertible and self.preservation == "strict":
             target = [p(v) for p, v in zip(self.pmr.dissolve, views)]
-            return preservation_loss("strict", target, self.pmr.invert(rec.shared, rec.specific), self.strict_reduction)
+            recovered = self.pmr.invert(rec.shared, rec.specific)
+            return preservation_loss("strict", target, recovered, self.strict_reduction)
         return preservation_loss(self.preservation, views, rec.reconstructed, self.strict_reduction)
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:

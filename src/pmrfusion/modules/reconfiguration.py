@@ -117,7 +117,10 @@ class Reconfiguration(nn.Module):
             raise PMRFusionError("only the SRHT block is inverted through its transforms")
         return [
             torch.cat(
-                [self.shared_maps[self.prev[m]].inverse(shared[self.prev[m]]), self.specific_maps[m].inverse(t)],
+                [
+                    self.shared_maps[self.prev[m]].inverse(shared[self.prev[m]]),
+                    self.specific_maps[m].inverse(t),
+                ],
                 -1,
             )
             for m, t in enumerate(specific)
