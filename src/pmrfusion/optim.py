@@ -12,12 +12,17 @@ from pmrfusion.errors import PMRFusionError
 
 @dataclass
 class OptimizerSpec:
-    """An optimizer for a named parameter group: 'adamw' or 'sgd'."""
+    """An optimizer for a named parameter group: 'adamw' or 'sgd'.
+
+    `additional=False`: the group is trained by this optimizer instead of the main one;
+    `additional=True`: the group stays in the main optimizer and this one steps it as well.
+    """
 
     kind: str = "sgd"
     lr: float = 2.5e-4
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    additional: bool = False
 
     def build(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         if self.kind == "sgd":

@@ -50,8 +50,10 @@ def test_pmr_parameter_count_matches_table9():
 
 
 def test_srht_pmr_has_no_pmr_parameters():
-    model = build_method("rg-srht", {"a": 12, "b": 7}, 3)
+    model = build_method("rg-srht", {"a": 12, "b": 7}, 3, srht_gain=False)
     assert sum(p.numel() for p in model.pmr.parameters()) == 0
+    gained = build_method("rg-srht", {"a": 12, "b": 7}, 3)
+    assert sum(p.numel() for p in gained.pmr.parameters()) == 4 * (12 + 7)  # diagonal gains on H_m
     assert model.default_group_optimizers == {}
 
 
@@ -106,7 +108,7 @@ def test_info_nce_hand_computed():
 def test_pmr_cmmp_embedding_uses_only_its_own_modality():
     """Changing the text must not change the image embedding (no pairing leak in retrieval)."""
     torch.manual_seed(0)
-    model = build_method("rg-cmmp", {"img": 12, "txt": 7}, 3, **_small("rg-cmmp")).eval()
+    model = build_method("rg-cmmp", {"img": 12, "txt": 7}, 3, routing="full", **_small("rg-cmmp")).eval()
     x = {"img": torch.randn(4, 12), "txt": torch.randn(4, 7)}
     y = {"img": x["img"], "txt": torch.randn(4, 7)}
     torch.testing.assert_close(model(x).embeddings["img"], model(y).embeddings["img"])
@@ -120,7 +122,19 @@ def test_pmr_cmmp_embedding_uses_only_its_own_modality():
 
     rec = model.pmr([x["img"], x["txt"]])
     want = preservation_loss("relaxed", [x["img"], x["txt"]], rec.reconstructed)
-    torch.testing.assert_close(model(x).aux_losses["preserve"], want)
+    assert "preserve" not in model(x).aux_losses  # inference does only inference
+    torch.testing.assert_close(model.train()(x).aux_losses["preserve"], want)
+
+
+def test_pmr_cmmp_g_structure_embeds_specific_parts():
+    """Under the G-structure the back-end reads T_m, which depends on V_m alone."""
+    torch.manual_seed(0)
+    model = build_method("rg-cmmp", {"img": 12, "txt": 7}, 3, **_small("rg-cmmp")).eval()
+    x = {"img": torch.randn(4, 12), "txt": torch.randn(4, 7)}
+    y = {"img": x["img"], "txt": torch.randn(4, 7)}
+    torch.testing.assert_close(model(x).embeddings["img"], model(y).embeddings["img"])
+    rec = model.pmr([x["img"], x["txt"]])
+    torch.testing.assert_close(model(x).embeddings["img"], model.backend.project(rec.specific)[0])
 
 
 def test_ffn_ablation_is_parameter_matched():

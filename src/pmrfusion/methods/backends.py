@@ -16,12 +16,12 @@ from torch import Tensor, nn
 
 import pmrfusion.modules.srht  # noqa: F401  (registers the "srht" mapping)
 from pmrfusion.methods.base import FusionModel, ModelOutput, register_method
-from pmrfusion.methods.pmr import ConcatBackend, PMRConfig, PMRFusion
+from pmrfusion.methods.pmr import Backend, ConcatBackend, PMRConfig, PMRFusion, backend_dims
 from pmrfusion.modules.bottleneck import BottleneckFusion
-from pmrfusion.modules.contrastive_heads import ContrastiveProjector
 from pmrfusion.modules.heads import MLPHead
 from pmrfusion.modules.moe import SparseMoE
 from pmrfusion.modules.perceiver import Perceiver
+from pmrfusion.modules.projections import ContrastiveProjector
 from pmrfusion.objectives.contrastive import multi_info_nce
 from pmrfusion.objectives.preservation import preservation_loss
 
@@ -59,54 +59,72 @@ class PMRBackendConfig(PMRConfig, BackendConfig):
 @dataclass
 class SRHTConfig(PMRConfig):
     mapping: str = "srht"
-    pmr_optimizer: str = "main"  # SRHT has no parameters: nothing for a separate optimizer
+    # the only SRHT parameters: diagonal gains on H_m (n l_m each, see modules/reconfiguration.py);
+    # False gives the strictly parameter-free block (its preservation then trains only encoders)
+    srht_gain: bool = True
 
 
 # ----------------------------------------------------------------------------- back-ends
 
 
-class CMMPBackend(nn.Module):
+class CMMPBackend(Backend):
     """CLIP-style: project every input to a shared space; symmetric InfoNCE (mean over pairs)
     as aux loss "contrastive"; classifier on the mean of the projections."""
 
-    def __init__(self, in_dims: Sequence[int], names: Sequence[str], num_classes: int, cfg: BackendConfig):
+    def __init__(
+        self,
+        in_dims: Sequence[int],
+        names: Sequence[str],
+        num_classes: int,
+        cfg: BackendConfig,
+        extra_dim: int = 0,
+    ):
         super().__init__()
         self.names = list(names)
         self.projector = ContrastiveProjector(in_dims, cfg.embed_dim, cfg.proj_hidden)
-        self.head = MLPHead(cfg.embed_dim, num_classes, cfg.hidden, cfg.dropout)
+        self.head = MLPHead(cfg.embed_dim + extra_dim, num_classes, cfg.hidden, cfg.dropout)
         self.probe_only = cfg.probe_only
 
     def project(self, xs: Sequence[Tensor]) -> list[Tensor]:
         return self.projector(xs)
 
-    def classify(self, projected: Sequence[Tensor]) -> Tensor:
-        rep = torch.stack(list(projected)).mean(0)
-        return self.head(rep.detach() if self.probe_only else rep)
-
-    def forward(self, xs: Sequence[Tensor], contrast: Sequence[Tensor] | None = None) -> ModelOutput:
+    def encode(
+        self, xs: list[Tensor], contrast: Sequence[Tensor] | None = None
+    ) -> tuple[Tensor, ModelOutput]:
         """`contrast`: the per-modality embeddings for the InfoNCE term (default: the projections)."""
         projected = self.project(xs)
+        rep = torch.stack(projected).mean(0)
         emb = list(contrast) if contrast is not None else projected
-        return ModelOutput(
-            logits=self.classify(projected),
+        out = ModelOutput(
+            logits=torch.empty(0),
             embeddings=dict(zip(self.names, emb)),
             aux_losses={"contrastive": multi_info_nce(emb, self.projector.logit_scale)},
         )
+        return (rep.detach() if self.probe_only else rep), out
+
+    def forward(
+        self, xs: list[Tensor], extra: Tensor | None = None, contrast: Sequence[Tensor] | None = None
+    ) -> ModelOutput:
+        feats, out = self.encode(xs, contrast)
+        out.logits = self.head(feats if extra is None else torch.cat([feats, extra], -1))
+        return out
 
 
-class TokenEncoderBackend(nn.Module):
-    """A token encoder (Perceiver or MBT) that returns a (B, token_dim) summary -> MLP head."""
+class TokenEncoderBackend(Backend):
+    """A token encoder (Perceiver or MBT) whose (B, token_dim) summary is the fused feature."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, cfg: BackendConfig):
+    def __init__(self, encoder: nn.Module, num_classes: int, cfg: BackendConfig, extra_dim: int = 0):
         super().__init__()
         self.encoder = encoder
-        self.head = MLPHead(cfg.token_dim, num_classes, cfg.hidden, cfg.dropout)
+        self.head = MLPHead(cfg.token_dim + extra_dim, num_classes, cfg.hidden, cfg.dropout)
 
-    def forward(self, xs: Sequence[Tensor]) -> ModelOutput:
-        return ModelOutput(logits=self.head(self.encoder(xs)))
+    def encode(self, xs: list[Tensor]) -> tuple[Tensor, ModelOutput]:
+        return self.encoder(xs), ModelOutput(logits=torch.empty(0))
 
 
-def perceiver_backend(in_dims: Sequence[int], num_classes: int, cfg: BackendConfig) -> TokenEncoderBackend:
+def perceiver_backend(
+    in_dims: Sequence[int], num_classes: int, cfg: BackendConfig, extra_dim: int = 0
+) -> TokenEncoderBackend:
     encoder = Perceiver(
         in_dims,
         cfg.num_latents,
@@ -116,10 +134,12 @@ def perceiver_backend(in_dims: Sequence[int], num_classes: int, cfg: BackendConf
         cfg.heads,
         cfg.attn_dropout,
     )
-    return TokenEncoderBackend(encoder, num_classes, cfg)
+    return TokenEncoderBackend(encoder, num_classes, cfg, extra_dim)
 
 
-def mbt_backend(in_dims: Sequence[int], num_classes: int, cfg: BackendConfig) -> TokenEncoderBackend:
+def mbt_backend(
+    in_dims: Sequence[int], num_classes: int, cfg: BackendConfig, extra_dim: int = 0
+) -> TokenEncoderBackend:
     encoder = BottleneckFusion(
         in_dims,
         cfg.token_dim,
@@ -129,33 +149,41 @@ def mbt_backend(in_dims: Sequence[int], num_classes: int, cfg: BackendConfig) ->
         cfg.heads,
         cfg.attn_dropout,
     )
-    return TokenEncoderBackend(encoder, num_classes, cfg)
+    return TokenEncoderBackend(encoder, num_classes, cfg, extra_dim)
 
 
 def moe_hidden(l_star: int, cfg: BackendConfig) -> int:
     return cfg.expert_hidden if cfg.expert_hidden > 0 else max(1, round(4 * l_star / 3))
 
 
-class UMoEBackend(nn.Module):
-    """Sparse MoE on the shared part: behind PMR (`shared_dim` = l*) the first l* entries of
-    every Z_m (S_m) are tokens of a residual MoE and the specific parts T_m pass through;
-    alone, every view is first projected linearly to l* = min dims. Concat -> MLP head."""
+class UMoEBackend(Backend):
+    """Sparse MoE on l*-wide tokens. With `shared_dim` = l* (PMR, full routing) the first l*
+    entries of every Z_m (S_m) are the tokens of a residual MoE and the specific parts pass
+    through; otherwise (alone, or PMR's G-structure on T_m) every input is first projected
+    linearly to l* = min dims. Concat -> MLP head."""
 
-    def __init__(self, in_dims: Sequence[int], num_classes: int, cfg: BackendConfig, shared_dim: int | None):
+    def __init__(
+        self,
+        in_dims: Sequence[int],
+        num_classes: int,
+        cfg: BackendConfig,
+        shared_dim: int | None,
+        extra_dim: int = 0,
+    ):
         super().__init__()
         self.shared_dim = shared_dim
         if shared_dim is None:
             d = min(in_dims)
             self.inputs = nn.ModuleList(nn.Linear(i, d) for i in in_dims)
-            head_in = d * len(in_dims)
+            feature_dim = d * len(in_dims)
         else:
             d = shared_dim
             self.inputs = None
-            head_in = sum(in_dims)
+            feature_dim = sum(in_dims)
         self.moe = SparseMoE(d, moe_hidden(d, cfg), cfg.num_experts, cfg.top_k, cfg.num_shared_experts)
-        self.head = MLPHead(head_in, num_classes, cfg.hidden, cfg.dropout)
+        self.head = MLPHead(feature_dim + extra_dim, num_classes, cfg.hidden, cfg.dropout)
 
-    def forward(self, xs: Sequence[Tensor]) -> ModelOutput:
+    def encode(self, xs: list[Tensor]) -> tuple[Tensor, ModelOutput]:
         if self.inputs is None:
             tokens = torch.stack([x[:, : self.shared_dim] for x in xs], 1)
             rest = [x[:, self.shared_dim :] for x in xs]
@@ -164,7 +192,7 @@ class UMoEBackend(nn.Module):
             rest = []
         mixed = tokens + self.moe(tokens)
         feats = torch.cat([mixed.flatten(1), *rest], -1)
-        return ModelOutput(logits=self.head(feats), aux_losses={"load_balance": self.moe.aux_loss})
+        return feats, ModelOutput(logits=torch.empty(0), aux_losses={"load_balance": self.moe.aux_loss})
 
 
 # ----------------------------------------------------------------------------- composed models
@@ -183,27 +211,24 @@ class BackendFusion(FusionModel):
 
 
 class PMRContrastive(PMRFusion):
-    """PMR -> CMMP. The classifier reads the projections of the full Z_m. The retrieval
-    embedding of modality m (and the InfoNCE term) is computed from modality m alone (the
-    others zeroed, as in the missing protocol): the mean projection of the Z_j that PMR makes
-    from V_m only. With both views present, Z_m's shared part comes from the other modality,
-    so an embedding of the full Z_m would leak the paired sample into the query."""
+    """PMR -> CMMP with `routing="full"`. The classifier reads the projections of the full Z_m.
+    The retrieval embedding of modality m (and the InfoNCE term) is computed from modality m
+    alone (the others zeroed, as in the missing protocol): the mean projection of the Z_j that
+    PMR makes from V_m only. With both views present, Z_m's shared part comes from the other
+    modality, so an embedding of the full Z_m would leak the paired sample into the query.
+    (Under the G-structure the back-end reads T_m, which depends on V_m alone: no such issue,
+    and the plain `PMRFusion` forward is used.)"""
 
     def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
+        if self.routing != "full":
+            return super().forward(features, present)
         views = self.views(features)
         pmr = self.pmr
         M = len(views)
         # one pass for the full inputs and one (a single row) for all-zero inputs; the
         # "modality m alone" outputs mix the two without recomputing the large maps
-        dis = [p(v) for p, v in zip(pmr.dissolve, views)]
-        dis0 = [p(v.new_zeros(1, v.shape[1])) for p, v in zip(pmr.dissolve, views)]
-
-        def parts(h):
-            shared = [pmr.shared_maps[m](h[k][:, : pmr.bounds[k]]) for m, k in enumerate(pmr.next)]
-            specific = [p(x[:, bd:]) for p, x, bd in zip(pmr.specific_maps, h, pmr.bounds)]
-            return shared, specific
-
-        (S, T), (S0, T0) = parts(dis), parts(dis0)
+        S, T = pmr.split(pmr.dissolve_views(views))
+        S0, T0 = pmr.split(pmr.dissolve_views([v.new_zeros(1, v.shape[1]) for v in views]))
         fused = [torch.cat([s, t], -1) for s, t in zip(S, T)]
         own = []
         for m in range(M):
@@ -219,8 +244,10 @@ class PMRContrastive(PMRFusion):
             ]
             own.append(torch.stack(self.backend.project(alone)).mean(0))
         out = self.backend(fused, contrast=own)
-        recon = [p(z) for p, z in zip(pmr.recon_maps, fused)]
-        out.aux_losses["preserve"] = preservation_loss(self.preservation, views, recon, self.strict_reduction)
+        if self.training:
+            out.aux_losses["preserve"] = preservation_loss(
+                self.preservation, views, pmr.reconstruct(S, T), self.strict_reduction
+            )
         return out
 
 
@@ -229,15 +256,16 @@ def _backend_cfg(cfg) -> BackendConfig:
     return BackendConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names})
 
 
-def _make_backend(kind: str, in_dims, names, num_classes, cfg: BackendConfig, shared_dim):
+def _make_backend(kind: str, in_dims, names, num_classes, cfg: BackendConfig, shared_dim, extra_dim=0):
     if kind == "cmmp":
-        return CMMPBackend(in_dims, names, num_classes, cfg), {"contrastive": cfg.contrast_weight}
+        return CMMPBackend(in_dims, names, num_classes, cfg, extra_dim), {"contrastive": cfg.contrast_weight}
     if kind == "perceiver":
-        return perceiver_backend(in_dims, num_classes, cfg), {}
+        return perceiver_backend(in_dims, num_classes, cfg, extra_dim), {}
     if kind == "mbt":
-        return mbt_backend(in_dims, num_classes, cfg), {}
+        return mbt_backend(in_dims, num_classes, cfg, extra_dim), {}
     if kind == "umoe":
-        return UMoEBackend(in_dims, num_classes, cfg, shared_dim), {"load_balance": cfg.balance_weight}
+        backend = UMoEBackend(in_dims, num_classes, cfg, shared_dim, extra_dim)
+        return backend, {"load_balance": cfg.balance_weight}
     raise ValueError(kind)
 
 
@@ -251,10 +279,10 @@ def _standalone(kind: str):
 
 def _with_pmr(kind: str, preservation: str):
     def build(dims, num_classes, cfg: PMRBackendConfig):
-        l_star = min(dims.values())
-        in_dims = [d + l_star for d in dims.values()]
+        in_dims, extra = backend_dims(dims, cfg.routing)
+        shared_dim = min(dims.values()) if cfg.routing == "full" else None
         bcfg = _backend_cfg(cfg)
-        backend, weights = _make_backend(kind, in_dims, list(dims), num_classes, bcfg, l_star)
+        backend, weights = _make_backend(kind, in_dims, list(dims), num_classes, bcfg, shared_dim, extra)
         cls = PMRContrastive if kind == "cmmp" else PMRFusion
         model = cls(dims, cfg, preservation, backend)
         model.loss_weights.update(weights)
@@ -265,8 +293,8 @@ def _with_pmr(kind: str, preservation: str):
 
 def _srht(preservation: str):
     def build(dims, num_classes, cfg: SRHTConfig):
-        l_star = min(dims.values())
-        backend = ConcatBackend(sum(d + l_star for d in dims.values()), num_classes, cfg.hidden, cfg.dropout)
+        in_dims, extra = backend_dims(dims, cfg.routing)
+        backend = ConcatBackend(in_dims, num_classes, cfg.hidden, cfg.dropout, extra)
         return PMRFusion(dims, cfg, preservation, backend)
 
     return build

@@ -126,7 +126,7 @@ def _optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimi
         raise PMRFusionError(
             f"model has no parameter group(s) {sorted(unknown)}; it has {sorted(groups) or 'none'}"
         )
-    own = {id(p) for g in wanted for p in groups[g]}
+    own = {id(p) for g, spec in wanted.items() if not spec.additional for p in groups[g]}
     main = [p for p in model.parameters() if id(p) not in own and p.requires_grad]
     opts = [torch.optim.AdamW(main, lr=cfg.lr, weight_decay=cfg.weight_decay)] if main else []
     for g, spec in wanted.items():
