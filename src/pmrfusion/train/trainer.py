@@ -101,7 +101,7 @@ def total_loss(model: FusionModel, batch: Batch, forward=None) -> tuple[Tensor, 
     `forward` (default `model`) runs the forward pass, e.g. a DistributedDataParallel wrapper.
     """
     out = (forward or model)(batch.features, batch.present)
-    task = F.cross_entropy(out.logits, batch.labels)
+    task = model.task_loss(out, batch)
     total = task
     parts = {"task": float(task.detach())}
     for name, value in model.auxiliary_losses(out, batch).items():
@@ -203,6 +203,7 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
     try:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
+            model.on_epoch_start(epoch)
             perm = torch.randperm(len(data), generator=gen)
             sums: dict[str, float] = {}
             steps = 0
