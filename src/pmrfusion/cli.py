@@ -421,6 +421,23 @@ def report(
         console.print(f"benchmarks written to {benchmarks}")
 
 
+@app.command("rcml")
+def rcml_cmd(
+    datasets: Annotated[str, typer.Option(help="comma-separated datasets")] = "handwritten,cub,pie",
+    methods: Annotated[str, typer.Option(help="comma-separated methods")] = "tmc,ecml",
+    runs: int = 10,
+    epochs: int = 500,
+    out: Path = Path("runs/rcml"),
+    data_root: DataRoot = None,
+) -> None:
+    """RCML protocol (AAAI 2024): normal vs conflictive test sets, runs x methods -> OUT/summary.csv."""
+    from pmrfusion.eval.rcml_protocol import RCMLSpec, rcml_benchmark
+
+    spec = RCMLSpec(split_list(methods), runs=runs, epochs=epochs)
+    path = rcml_benchmark(split_list(datasets), spec, str(out), str(data_root) if data_root else None)
+    console.print(f"summary written to {path}")
+
+
 register_all(app)
 
 

@@ -60,6 +60,10 @@ class RCMLSpec:
     lr: float = 1e-3  # methods without an official setting (OFFICIAL_LR wins for tmc / ecml)
     weight_decay: float = 1e-5
     method_overrides: dict[str, dict] = field(default_factory=dict)  # method -> config overrides
+    method_lr: dict[str, float] = field(default_factory=dict)  # method -> lr, wins over OFFICIAL_LR
+
+    def lr_for(self, method: str) -> float:
+        return self.method_lr.get(method, OFFICIAL_LR.get(method, self.lr))
 
 
 @torch.no_grad()
@@ -89,7 +93,7 @@ def run_rcml(
             tc = TrainConfig(
                 epochs=spec.epochs,
                 batch_size=spec.batch_size,
-                lr=OFFICIAL_LR.get(method, spec.lr),
+                lr=spec.lr_for(method),
                 weight_decay=spec.weight_decay,
                 seed=run,
             )
@@ -151,9 +155,11 @@ def rcml_benchmark(
     ``summary.csv`` (`summarize_rcml`). Returns the summary path."""
     from pmrfusion.data.loaders import load_dataset
 
+    for m in spec.methods:
+        method_config(m, **spec.method_overrides.get(m, {}))  # fail before anything is written
+    loaded = {name: load_dataset(name, data_root) for name in datasets}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    loaded = {name: load_dataset(name, data_root) for name in datasets}  # fail before training
     rec_path = out / "records.csv"
     records: list[dict] = []
     with rec_path.open("w", newline="") as fh:
@@ -204,13 +210,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--epochs", type=int, default=500)
     p.add_argument("--out", default="runs/rcml")
+    p.add_argument("--lr", nargs="*", default=[], metavar="METHOD=LR", help="per-method learning rate")
     p.add_argument("--summarize", help="only rewrite summary.csv from this records.csv")
     a = p.parse_args(argv)
     if a.summarize:
         print(write_summary(read_records(a.summarize), Path(a.out) / "summary.csv"))
         return
     torch.set_num_threads(1)
-    print(rcml_benchmark(a.datasets, RCMLSpec(a.methods, runs=a.runs, epochs=a.epochs), a.out))
+    lrs = {k: float(v) for k, v in (item.split("=", 1) for item in a.lr)}
+    print(rcml_benchmark(a.datasets, RCMLSpec(a.methods, runs=a.runs, epochs=a.epochs, method_lr=lrs), a.out))
 
 
 @register_protocol("rcml")
