@@ -200,6 +200,25 @@ def write_summary(records: list[dict], path: str | Path) -> Path:
     return path
 
 
+def summary_markdown(rows: list[dict]) -> str:
+    """A markdown table of `summarize_rcml` rows: ours (mean ± std, mean uncertainty) vs published."""
+    lines = [
+        "| dataset | method | test set | runs | accuracy % | mean uncertainty | RCML paper | gap |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        unc, pub = float(r["uncertainty_mean"]), float(r["published_mean"])
+        unc_txt = "" if math.isnan(unc) else f"{unc:.3f}"
+        pub_txt = "" if math.isnan(pub) else f"{pub:.2f} ± {float(r['published_std']):.2f}"
+        gap_txt = "" if math.isnan(pub) else f"{float(r['gap']):+.2f}"
+        acc_txt = f"{float(r['acc_mean']):.2f} ± {float(r['acc_std']):.2f}"
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | {r['test_set']} | {r['runs']} | {acc_txt} | "
+            f"{unc_txt} | {pub_txt} | {gap_txt} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m pmrfusion.eval.rcml_protocol --datasets cub pie --methods tmc ecml --out runs/rcml``."""
     import argparse
@@ -214,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--summarize", help="only rewrite summary.csv from this records.csv")
     a = p.parse_args(argv)
     if a.summarize:
-        print(write_summary(read_records(a.summarize), Path(a.out) / "summary.csv"))
+        records = read_records(a.summarize)
+        print(write_summary(records, Path(a.out) / "summary.csv"))
+        print(summary_markdown(summarize_rcml(records)))
         return
     torch.set_num_threads(1)
     lrs = {k: float(v) for k, v in (item.split("=", 1) for item in a.lr)}
