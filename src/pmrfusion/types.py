@@ -24,3 +24,7 @@ class ModelOutput:
     weights: dict[str, Tensor] = field(default_factory=dict)
     embeddings: dict[str, Tensor] = field(default_factory=dict)
     aux_losses: dict[str, Tensor] = field(default_factory=dict)  # unweighted
+    # Per-sample uncertainty (B,) for methods that estimate one (e.g. evidential u = K / S); else None.
+    uncertainty: Tensor | None = None
+    # Method-specific tensors a custom `FusionModel.task_loss` needs (e.g. Dirichlet parameters).
+    extras: dict[str, Tensor] = field(default_factory=dict)

@@ -26,6 +26,7 @@ COMMANDS = (
     "analyze_pmr",
     "analyze_dynamic",
     "pages",
+    "rcml",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__name__}.{_name}")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pmrfusion.errors import PMRFusionError
@@ -34,6 +35,13 @@ class FusionModel(nn.Module):
     def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
         """Unweighted auxiliary losses for this batch (default: those the forward pass made)."""
         return output.aux_losses
+
+    def task_loss(self, output: ModelOutput, batch: Batch) -> Tensor:
+        """The task loss the trainer minimises (default: cross-entropy of the fused logits)."""
+        return F.cross_entropy(output.logits, batch.labels)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called by the trainer before each training epoch (1-based); default: nothing."""
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups that may get their own optimizer (e.g. {"pmr": [...]})."""

@@ -58,6 +58,12 @@ class EncodedFusion(FusionModel):
         enc = Batch(self._encoded, batch.present, batch.labels, batch.index)
         return self.method.auxiliary_losses(output, enc)
 
+    def task_loss(self, output: ModelOutput, batch: Batch) -> Tensor:
+        return self.method.task_loss(output, batch)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.method.on_epoch_start(epoch)
+
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = dict(self.method.optimizer_groups())
         if not self.frozen:

@@ -108,7 +108,7 @@ def total_loss(model: FusionModel, batch: Batch, forward=None) -> tuple[Tensor, 
     `forward` (default `model`) runs the forward pass, e.g. a DistributedDataParallel wrapper.
     """
     out = (forward or model)(batch.features, batch.present)
-    task = F.cross_entropy(out.logits, batch.labels)
+    task = model.task_loss(out, batch)
     total = task
     parts = {"task": float(task.detach())}
     for name, value in model.auxiliary_losses(out, batch).items():
@@ -256,6 +256,7 @@ def train(
     try:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
+            model.on_epoch_start(epoch)
             sums: dict[str, float] = {}
             steps = 0
             if isinstance(data, TensorSplit):

@@ -1,0 +1,233 @@
+"""The RCML benchmark protocol (Xu et al., AAAI 2024): runs, normal vs conflictive test sets, uncertainty.
+
+`run_rcml` reproduces the protocol of RCML's code: whole-dataset min-max scaling, a random 80/20
+split per run (seeded by the run), training for a fixed number of epochs without validation (last
+epoch kept), and evaluation on the normal and on the conflictive test set of the run
+(`pmrfusion.data.rcml.conflictive_test`). Each record holds accuracy and, for methods whose output
+carries ``uncertainty`` (``tmc``, ``ecml``), the mean uncertainty: RCML Fig. 3 analogue.
+
+The registered protocol ``rcml`` (conditions ``normal`` / ``conflictive``) lets the project's own
+runner apply the same corruption to its own test split. It only sees the test split, so the class
+prototypes are the first *test* row of each class (the full RCML construction takes the first row
+of the whole dataset; use `run_rcml` for the exact protocol).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pmrfusion.eval.rcml_protocol  # noqa: F401  (registers the `rcml` protocol)
+from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.rcml import conflictive_test, minmax_whole, prepare_rcml
+from pmrfusion.data.tensors import TensorSplit
+from pmrfusion.methods.base import FusionModel, build_method, method_config
+from pmrfusion.train.trainer import TrainConfig, seed_everything, train
+
+# RCML Tables 2 and 3 (accuracy %, mean, std), see shared/data/REFERENCE_RESULTS.md.
+PUBLISHED = {
+    ("handwritten", "tmc", "normal"): (98.51, 0.13),
+    ("handwritten", "ecml", "normal"): (99.40, 0.00),
+    ("cub", "tmc", "normal"): (90.57, 2.96),
+    ("cub", "ecml", "normal"): (98.50, 2.75),
+    ("pie", "tmc", "normal"): (91.85, 0.23),
+    ("pie", "ecml", "normal"): (94.71, 0.02),
+    ("handwritten", "tmc", "conflictive"): (92.76, 0.15),
+    ("handwritten", "ecml", "conflictive"): (94.40, 0.05),
+    ("cub", "tmc", "conflictive"): (73.37, 2.16),
+    ("cub", "ecml", "conflictive"): (76.50, 1.15),
+    ("pie", "tmc", "conflictive"): (61.65, 1.03),
+    ("pie", "ecml", "conflictive"): (84.00, 0.14),
+}
+
+# Official optimiser settings (TMC lr 3e-4, RCML lr 3e-3; both Adam, wd 1e-5, batch 200, 500 epochs).
+OFFICIAL_LR = {"tmc": 3e-4, "ecml": 3e-3}
+
+
+@dataclass
+class RCMLSpec:
+    methods: Sequence[str]
+    runs: int = 10
+    epochs: int = 500
+    batch_size: int = 200
+    lr: float = 1e-3  # methods without an official setting (OFFICIAL_LR wins for tmc / ecml)
+    weight_decay: float = 1e-5
+    method_overrides: dict[str, dict] = field(default_factory=dict)  # method -> config overrides
+    method_lr: dict[str, float] = field(default_factory=dict)  # method -> lr, wins over OFFICIAL_LR
+
+    def lr_for(self, method: str) -> float:
+        return self.method_lr.get(method, OFFICIAL_LR.get(method, self.lr))
+
+
+@torch.no_grad()
+def accuracy_and_uncertainty(model: FusionModel, split: TensorSplit) -> tuple[float, float]:
+    """(accuracy, mean uncertainty or NaN) of `model` on `split`, eval mode."""
+    model.eval()
+    out = model(split.features, torch.ones(len(split), len(split.features), dtype=torch.bool))
+    acc = float((out.logits.argmax(-1) == split.labels).float().mean())
+    unc = float(out.uncertainty.mean()) if out.uncertainty is not None else math.nan
+    return acc, unc
+
+
+def run_rcml(
+    data: MultimodalData,
+    spec: RCMLSpec,
+    on_cell: Callable[[str, int, dict], None] | None = None,
+) -> list[dict]:
+    """Records {dataset, method, run, test_set, accuracy, uncertainty} for every method and run."""
+    for m in spec.methods:
+        method_config(m, **spec.method_overrides.get(m, {}))  # fail fast before training
+    scaled = minmax_whole(data.features)
+    records = []
+    for run in range(spec.runs):
+        prepared = prepare_rcml(data, run, scaled)
+        conflict = conflictive_test(scaled, data.labels, prepared.test.index.numpy(), data.num_classes, run)
+        for method in spec.methods:
+            tc = TrainConfig(
+                epochs=spec.epochs,
+                batch_size=spec.batch_size,
+                lr=spec.lr_for(method),
+                weight_decay=spec.weight_decay,
+                seed=run,
+            )
+            seed_everything(run)
+            model = build_method(
+                method, prepared.dims, prepared.num_classes, **spec.method_overrides.get(method, {})
+            )
+            train(model, prepared.train, None, dataclasses.replace(tc))
+            for name, split in (("normal", prepared.test), ("conflictive", conflict)):
+                acc, unc = accuracy_and_uncertainty(model, split)
+                rec = {
+                    "dataset": data.name,
+                    "method": method,
+                    "run": run,
+                    "test_set": name,
+                    "accuracy": acc,
+                    "uncertainty": unc,
+                }
+                records.append(rec)
+                if on_cell is not None:
+                    on_cell(method, run, rec)
+    return records
+
+
+def summarize_rcml(records: list[dict]) -> list[dict]:
+    """Mean/std over runs per (dataset, method, test set), in %, beside RCML's published numbers."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["method"], r["test_set"]), []).append(r)
+    rows = []
+    for (ds, method, test_set), recs in groups.items():
+        acc = np.array([r["accuracy"] for r in recs]) * 100
+        unc = np.array([r["uncertainty"] for r in recs], dtype=float)
+        pub = PUBLISHED.get((ds.lower(), method, test_set))
+        rows.append(
+            {
+                "dataset": ds,
+                "method": method,
+                "test_set": test_set,
+                "runs": len(recs),
+                "acc_mean": round(float(acc.mean()), 2),
+                "acc_std": round(float(acc.std()), 2),
+                "uncertainty_mean": round(float(unc.mean()), 4) if np.isfinite(unc).all() else math.nan,
+                "published_mean": pub[0] if pub else math.nan,
+                "published_std": pub[1] if pub else math.nan,
+                "gap": round(float(acc.mean()) - pub[0], 2) if pub else math.nan,
+            }
+        )
+    return rows
+
+
+RECORD_FIELDS = ["dataset", "method", "run", "test_set", "accuracy", "uncertainty"]
+
+
+def rcml_benchmark(
+    datasets: Sequence[str], spec: RCMLSpec, out_dir: str, data_root: str | None = None
+) -> Path:
+    """Run `run_rcml` on every dataset; append records to ``records.csv`` as they come, then write
+    ``summary.csv`` (`summarize_rcml`). Returns the summary path."""
+    from pmrfusion.data.loaders import load_dataset
+
+    for m in spec.methods:
+        method_config(m, **spec.method_overrides.get(m, {}))  # fail before anything is written
+    loaded = {name: load_dataset(name, data_root) for name in datasets}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rec_path = out / "records.csv"
+    records: list[dict] = []
+    with rec_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=RECORD_FIELDS)
+        writer.writeheader()
+
+        def on_cell(method: str, run: int, rec: dict) -> None:
+            writer.writerow(rec)
+            fh.flush()
+
+        for name, data in loaded.items():
+            data = dataclasses.replace(data, name=name)
+            records.extend(run_rcml(data, spec, on_cell))
+    return write_summary(records, out / "summary.csv")
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Records written by `rcml_benchmark` (numbers parsed)."""
+    with Path(path).open() as fh:
+        return [
+            {
+                **r,
+                "run": int(r["run"]),
+                "accuracy": float(r["accuracy"]),
+                "uncertainty": float(r["uncertainty"]),
+            }
+            for r in csv.DictReader(fh)
+        ]
+
+
+def write_summary(records: list[dict], path: str | Path) -> Path:
+    rows = summarize_rcml(records)
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["dataset"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def summary_markdown(rows: list[dict]) -> str:
+    """A markdown table of `summarize_rcml` rows: ours (mean ± std, mean uncertainty) vs published."""
+    lines = [
+        "| dataset | method | test set | runs | accuracy % | mean uncertainty | RCML paper | gap |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        unc, pub = float(r["uncertainty_mean"]), float(r["published_mean"])
+        unc_txt = "" if math.isnan(unc) else f"{unc:.3f}"
+        pub_txt = "" if math.isnan(pub) else f"{pub:.2f} ± {float(r['published_std']):.2f}"
+        gap_txt = "" if math.isnan(pub) else f"{float(r['gap']):+.2f}"
+        acc_txt = f"{float(r['acc_mean']):.2f} ± {float(r['acc_std']):.2f}"
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | {r['test_set']} | {r['runs']} | {acc_txt} | "
+            f"{unc_txt} | {pub_txt} | {gap_txt} |"
+        )
+    return "\n".join(lines)
+
+
+
+__all__ = [
+    "OFFICIAL_LR",
+    "PUBLISHED",
+    "RCMLSpec",
+    "accuracy_and_uncertainty",
+    "rcml_benchmark",
+    "read_records",
+    "run_rcml",
+    "summarize_rcml",
+    "write_summary",
+]

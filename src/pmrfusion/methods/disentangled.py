@@ -1,0 +1,242 @@
+"""Shared/specific disentanglement baselines: ``misa`` (Hazarika et al., ACM MM 2020) and ``drfuse``
+(Yao et al., AAAI 2024), for M >= 2 feature vectors of any dimensions.
+
+``misa``: per-modality projection u_m = LayerNorm(ReLU(W_m x_m)) to ``hidden``; one *shared* encoder
+E_c (Linear + Sigmoid, same weights for every modality) gives the invariant h^c_m; per-modality
+private encoders E^p_m give the specific h^p_m; a decoder per modality reconstructs u_m from
+h^c_m + h^p_m. The 2M vectors go through a one-layer Transformer encoder (2 heads), are concatenated
+and classified by an MLP. Auxiliary losses (``loss_weights``, MISA's defaults): ``sim`` = CMD
+(5 moments) between the invariant parts, averaged over modality pairs (weight 1.0); ``diff`` = soft
+orthogonality between h^c_m and h^p_m for every m and between h^p_i and h^p_j for every pair, summed
+(weight 0.3); ``recon`` = mean over modalities of the MSE between reconstruction and u_m (weight 1.0).
+
+Differences from the official MISA code (declare-lab/MISA): the utterance encoders (BERT / LSTMs)
+are replaced by the linear projection of the given features; the fusion MLP maps 2M*hidden ->
+M*hidden -> classes (MISA: 6h -> 3h -> out for three modalities); MISA's CMD is averaged over the
+three pairs, here over all M(M-1)/2 pairs; no domain-adversarial variant (MISA's default is CMD).
+Absent modalities (``present`` False) are zeroed, their two tokens are masked out of the
+Transformer, and every auxiliary term uses only rows where the modalities involved are present.
+
+``drfuse``: per-modality *shared* and *distinct* encoders (MLPs to ``hidden``). The fused shared
+representation is the mean of the shared parts of the present modalities; tokens
+[distinct_1, ..., distinct_M, shared] go through DrFuse's disease- (here class-) wise attention: a
+query (mean over present tokens), one key projection per class and a value projection, softmax over
+the present tokens per class, and class logit c = w_c . (attended value for class c) + b_c.
+Auxiliary losses: ``align`` = Jensen-Shannon divergence between sigmoid(shared_i) and
+sigmoid(shared_j) for present pairs; ``distinct`` = |cos(shared_m, distinct_m)|; ``pred_views`` =
+CE of each modality's distinct head (present rows); ``pred_shared`` = CE of the shared head. All
+weights 1 by default.
+
+Simplifications of DrFuse (dorothy-yao/drfuse, written for EHR + chest X-ray, multi-label sigmoid):
+M >= 2 feature vectors instead of an EHR transformer and a ResNet; softmax cross-entropy over classes
+instead of per-disease BCE; the shared fusion is the masked mean of shared parts (the code combines
+two modalities with a logsumexp formula and falls back to the EHR part when the image is missing);
+the query is the mean over present tokens of all modalities (the code's EHR-or-pair rule); the
+attention-ranking auxiliary loss of the paper is not implemented.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pmrfusion.methods.base import Batch, FusionModel, ModelOutput, register_method, zero_absent
+from pmrfusion.objectives.disentangled import central_moment_discrepancy, jensen_shannon, soft_orthogonality
+
+
+@dataclass
+class MISAConfig:
+    hidden: int = 128
+    dropout: float = 0.2
+    heads: int = 2
+    sim_weight: float = 1.0
+    diff_weight: float = 0.3
+    recon_weight: float = 1.0
+    cmd_moments: int = 5
+
+
+def _rows(present: Tensor | None, *modalities: int) -> Tensor | None:
+    """Rows where all the given modalities are present (None: all rows)."""
+    if present is None:
+        return None
+    return present[:, list(modalities)].all(1)
+
+
+def _take(x: Tensor, rows: Tensor | None) -> Tensor:
+    return x if rows is None else x[rows]
+
+
+class MISA(FusionModel):
+    def __init__(self, dims: dict[str, int], num_classes: int, cfg: MISAConfig):
+        super().__init__(list(dims))
+        h, m = cfg.hidden, len(dims)
+        self.cfg = cfg
+        self.project = nn.ModuleDict(
+            {k: nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.LayerNorm(h)) for k, d in dims.items()}
+        )
+        self.shared = nn.Sequential(nn.Linear(h, h), nn.Sigmoid())
+        self.private = nn.ModuleDict({k: nn.Sequential(nn.Linear(h, h), nn.Sigmoid()) for k in dims})
+        self.recon = nn.ModuleDict({k: nn.Linear(h, h) for k in dims})
+        layer = nn.TransformerEncoderLayer(
+            h, cfg.heads, dim_feedforward=2 * h, dropout=cfg.dropout, batch_first=True
+        )
+        self.transformer = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.head = nn.Sequential(
+            nn.Linear(2 * m * h, m * h), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(m * h, num_classes)
+        )
+        self.loss_weights = {"sim": cfg.sim_weight, "diff": cfg.diff_weight, "recon": cfg.recon_weight}
+
+    def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
+        feats = zero_absent(features, present, self.modalities)
+        utt = [self.project[k](x) for k, x in zip(self.modalities, self.views(feats))]
+        inv = [self.shared(u) for u in utt]
+        spec = [self.private[k](u) for k, u in zip(self.modalities, utt)]
+        tokens = torch.stack(spec + inv, dim=1)  # (B, 2M, h)
+        mask = None
+        if present is not None and not bool(present.all()):
+            mask = ~torch.cat([present, present], dim=1)  # True = ignore
+        fused = self.transformer(tokens, src_key_padding_mask=mask)
+        if mask is not None:
+            fused = fused.masked_fill(mask.unsqueeze(-1), 0.0)
+        logits = self.head(fused.flatten(1))
+        aux = self._aux(utt, inv, spec, present)
+        emb = {f"invariant:{k}": v for k, v in zip(self.modalities, inv)}
+        emb.update({f"specific:{k}": v for k, v in zip(self.modalities, spec)})
+        return ModelOutput(logits=logits, embeddings=emb, aux_losses=aux)
+
+    def _aux(self, utt: list[Tensor], inv: list[Tensor], spec: list[Tensor], present: Tensor | None):
+        m = len(utt)
+        zero = utt[0].new_zeros(())
+        sim, diff, recon = zero, zero, zero
+        pairs = list(itertools.combinations(range(m), 2))
+        for i, j in pairs:
+            rows = _rows(present, i, j)
+            if rows is None or int(rows.sum()) > 1:
+                sim = sim + central_moment_discrepancy(
+                    _take(inv[i], rows), _take(inv[j], rows), self.cfg.cmd_moments
+                )
+                diff = diff + soft_orthogonality(_take(spec[i], rows), _take(spec[j], rows))
+        sim = sim / max(len(pairs), 1)
+        for i in range(m):
+            rows = _rows(present, i)
+            if rows is None or int(rows.sum()) > 1:
+                diff = diff + soft_orthogonality(_take(spec[i], rows), _take(inv[i], rows))
+                rec = self.recon[self.modalities[i]](spec[i] + inv[i])
+                recon = recon + F.mse_loss(_take(rec, rows), _take(utt[i], rows))
+        return {"sim": sim, "diff": diff, "recon": recon / m}
+
+
+@dataclass
+class DrFuseConfig:
+    hidden: int = 128
+    dropout: float = 0.2
+    align_weight: float = 1.0
+    distinct_weight: float = 1.0
+    pred_views_weight: float = 1.0
+    pred_shared_weight: float = 1.0
+
+
+def _mlp(d: int, h: int, dropout: float) -> nn.Module:
+    return nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout), nn.Linear(h, h))
+
+
+class DrFuse(FusionModel):
+    def __init__(self, dims: dict[str, int], num_classes: int, cfg: DrFuseConfig):
+        super().__init__(list(dims))
+        h = cfg.hidden
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.shared_enc = nn.ModuleDict({k: _mlp(d, h, cfg.dropout) for k, d in dims.items()})
+        self.distinct_enc = nn.ModuleDict({k: _mlp(d, h, cfg.dropout) for k, d in dims.items()})
+        self.view_heads = nn.ModuleDict({k: nn.Linear(h, num_classes) for k in dims})
+        self.shared_head = nn.Linear(h, num_classes)
+        self.attn_proj = nn.Linear(h, (2 + num_classes) * h)  # query, value, one key per class
+        self.final = nn.Linear(h, num_classes)  # row c scores the class-c representation
+        self.loss_weights = {
+            "align": cfg.align_weight,
+            "distinct": cfg.distinct_weight,
+            "pred_views": cfg.pred_views_weight,
+            "pred_shared": cfg.pred_shared_weight,
+        }
+
+    def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
+        feats = zero_absent(features, present, self.modalities)
+        xs = self.views(feats)
+        shared = torch.stack([self.shared_enc[k](x) for k, x in zip(self.modalities, xs)], 1)  # (B, M, h)
+        distinct = torch.stack([self.distinct_enc[k](x) for k, x in zip(self.modalities, xs)], 1)
+        b, m, h = shared.shape
+        pres = torch.ones(b, m, dtype=torch.bool, device=shared.device) if present is None else present.bool()
+        w = pres.to(shared.dtype).unsqueeze(-1)
+        fused_shared = (shared * w).sum(1) / w.sum(1).clamp_min(1.0)
+        tokens = torch.cat([distinct, fused_shared.unsqueeze(1)], 1)  # (B, M + 1, h)
+        token_present = torch.cat([pres, pres.new_ones(b, 1)], 1)
+        proj = self.attn_proj(tokens).view(b, m + 1, 2 + self.num_classes, h)
+        q, v, k = proj[:, :, 0], proj[:, :, 1], proj[:, :, 2:]  # k: (B, T, K, h)
+        tw = token_present.to(q.dtype).unsqueeze(-1)
+        query = (q * tw).sum(1) / tw.sum(1)
+        scores = torch.einsum("bd,btkd->bkt", query, k) / math.sqrt(h)
+        scores = scores.masked_fill(~token_present.unsqueeze(1), float("-inf"))
+        attn = scores.softmax(-1)  # (B, K, T)
+        per_class = torch.einsum("bkt,btd->bkd", attn, v)
+        logits = (per_class * self.final.weight).sum(-1) + self.final.bias
+        view_logits = {k_: self.view_heads[k_](distinct[:, i]) for i, k_ in enumerate(self.modalities)}
+        out = ModelOutput(
+            logits=logits,
+            modality_logits=view_logits,
+            weights={k_: attn[:, :, i].mean(1) for i, k_ in enumerate(self.modalities)},
+            embeddings={"shared": fused_shared},
+            extras={"shared": shared, "distinct": distinct, "shared_logits": self.shared_head(fused_shared)},
+        )
+        return out
+
+    def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
+        shared, distinct = output.extras["shared"], output.extras["distinct"]
+        m = shared.shape[1]
+        pres = batch.present.to(shared.device).to(shared.dtype)  # (B, M)
+        align = shared.new_zeros(())
+        count = shared.new_zeros(())
+        sig = shared.sigmoid()
+        for i, j in itertools.combinations(range(m), 2):
+            both = pres[:, i] * pres[:, j]
+            align = align + (jensen_shannon(sig[:, i], sig[:, j]) * both).sum()
+            count = count + both.sum()
+        align = align / count.clamp_min(1.0)
+        cos = F.cosine_similarity(shared, distinct, dim=-1).abs()  # (B, M)
+        distinct_loss = (cos * pres).sum() / pres.sum().clamp_min(1.0)
+        per_view = torch.stack(
+            [
+                F.cross_entropy(output.modality_logits[k], batch.labels, reduction="none")
+                for k in self.modalities
+            ],
+            1,
+        )
+        pred_views = (per_view * pres).sum() / pres.sum().clamp_min(1.0)
+        pred_shared = F.cross_entropy(output.extras["shared_logits"], batch.labels)
+        return {
+            "align": align,
+            "distinct": distinct_loss,
+            "pred_views": pred_views,
+            "pred_shared": pred_shared,
+        }
+
+
+@register_method(
+    "misa", MISAConfig, "MISA: invariant/specific subspaces, CMD + orthogonality + reconstruction"
+)
+def _misa(dims, num_classes, cfg):
+    return MISA(dims, num_classes, cfg)
+
+
+@register_method(
+    "drfuse", DrFuseConfig, "DrFuse: shared/distinct parts, class-wise attention over modalities"
+)
+def _drfuse(dims, num_classes, cfg):
+    return DrFuse(dims, num_classes, cfg)
+
+
+__all__ = ["MISA", "DrFuse", "DrFuseConfig", "MISAConfig"]
