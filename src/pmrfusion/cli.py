@@ -27,6 +27,7 @@ from pmrfusion.data.loaders import available_datasets, load_dataset
 from pmrfusion.data.tensors import prepare, to_split
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import available_protocols, check_protocol
+from pmrfusion.eval.regression_metrics import primary_metric
 from pmrfusion.methods import available_methods, method_config
 from pmrfusion.train import distributed
 from pmrfusion.train.checkpoint import load_checkpoint, save_checkpoint
@@ -152,12 +153,15 @@ def train_cmd(
         if ctx is not None and not ctx.is_main:
             return
         recs = evaluate(model, prepared, ["clean"], seed, {"dataset": data.name, "method": method})
-        acc = next(r["value"] for r in recs if r["metric"] == "accuracy")
+        metric = primary_metric(recs)
+        acc = next(r["value"] for r in recs if r["metric"] == metric)
         where = f" ({ctx.world_size} processes, {ctx.device.type})" if ctx is not None else ""
         flipped = f", {result.flipped_labels} training labels flipped" if result.flipped_labels else ""
         console.print(
             f"{method} on {data.name}{where}: best epoch {result.best_epoch}/{result.epochs_run}, "
-            f"val accuracy {result.best_val_accuracy:.4f}, test accuracy {acc:.4f}{flipped}"
+            f"val {'accuracy' if metric == 'accuracy' else 'mae'} "
+            f"{result.best_val_accuracy if metric == 'accuracy' else result.best_val_mae:.4f}, "
+            f"test {metric} {acc:.4f}{flipped}"
         )
         if save is not None:
             save_checkpoint(
@@ -194,15 +198,18 @@ def eval_cmd(
 
 
 def _print_summary(records: list[dict], num_modalities: int) -> None:
-    methods_, grid = summary_grid(summarize(records))
-    table = Table("condition", *methods_, title="accuracy: mean ± std (worst seed)")
+    metric = primary_metric(records)
+    methods_, grid = summary_grid(summarize(records, metric))
+    table = Table("condition", *methods_, title=f"{metric}: mean ± std (worst seed)")
     for _, cond, vals in grid:
         table.add_row(cond, *vals)
     if any(r["protocol"] == "missing" for r in records):
-        loo = [group_mean(records, m, lambda r: is_leave_one_out(r, num_modalities)) for m in methods_]
+        loo = [
+            group_mean(records, m, lambda r: is_leave_one_out(r, num_modalities), metric) for m in methods_
+        ]
         table.add_row("[b]mean leave-one-out[/b]", *[f"{v:.4f}" for v in loo])
         if num_modalities > 2:
-            keep = [group_mean(records, m, is_keep_one) for m in methods_]
+            keep = [group_mean(records, m, is_keep_one, metric) for m in methods_]
             table.add_row("[b]mean keep-one[/b]", *[f"{v:.4f}" for v in keep])
     console.print(table)
 

@@ -11,9 +11,10 @@ from typing import Any
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import PreparedData, prepare
-from pmrfusion.eval.metrics import classification_metrics
 from pmrfusion.eval.protocols import check_protocol, conditions
+from pmrfusion.eval.regression_metrics import task_metrics
 from pmrfusion.methods.base import FusionModel, build_method, method_config
+from pmrfusion.tasks import REGRESSION, check_regression_method
 from pmrfusion.train.trainer import TrainConfig, TrainResult, predict, seed_everything, train
 
 
@@ -70,7 +71,7 @@ def evaluate(
     for proto in protocols:
         for cond in conditions(proto, prepared.test, seed, train_range):
             logits = predict(model, cond.features, cond.present)
-            for metric, value in classification_metrics(
+            for metric, value in task_metrics(
                 logits, prepared.test.labels, prepared.num_classes
             ).items():
                 records.append(
@@ -95,6 +96,8 @@ def run_grid(
     """Records for methods x seeds x protocol conditions (accuracy as a fraction)."""
     for m in spec.methods:
         method_config(m)  # fail fast on unknown names, before any training
+        if data.task == REGRESSION:
+            check_regression_method(m)
     for proto in spec.protocols:
         check_protocol(proto)
     records: list[dict] = []

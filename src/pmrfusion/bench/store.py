@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pmrfusion.eval.regression_metrics import primary_metric
+
 RECORD_KEYS = ("dataset", "method", "protocol", "condition", "present", "seed", "metric", "value")
 
 
@@ -115,6 +117,7 @@ def write_results(out_dir: Path, records: list[dict], header: str = "") -> None:
     for r in records:
         w.writerow({**r, "present": "+".join(r["present"])})
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
-    md = (header + "\n\n" if header else "") + "Accuracy: mean ± std over seeds (worst seed).\n\n"
-    md += markdown_table(summarize(records))
+    metric = primary_metric(records)
+    md = (header + "\n\n" if header else "") + f"{metric}: mean ± std over seeds (worst seed).\n\n"
+    md += markdown_table(summarize(records, metric))
     atomic_write_text(out_dir / "results.md", md)

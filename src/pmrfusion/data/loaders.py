@@ -236,6 +236,15 @@ def _wikipedia(root: Path | None) -> MultimodalData:
     return MultimodalData("wikipedia", {"img": img, "txt": txt}, np.concatenate([ytr, yte]), splits)
 
 
+def _mosi(text: str, split: str) -> Callable[[Path | None], MultimodalData]:
+    def load(root: Path | None) -> MultimodalData:
+        from pmrfusion.data.mosi import load_mosi
+
+        return load_mosi(_root(root, "mosi"), text, split)
+
+    return load
+
+
 HANDWRITTEN_VIEWS = ["pixel", "fourier", "profile", "zernike", "karhunen", "morph"]
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -248,6 +257,21 @@ DATASETS: dict[str, DatasetInfo] = {
     "cub": DatasetInfo("cub", "CUB-200 10 classes, GoogLeNet image + doc2vec text", _cub),
     "pie": DatasetInfo("pie", "CMU PIE faces, 68 subjects, 3 views", _pie),
     "wikipedia": DatasetInfo("wikipedia", "Wikipedia image-text, SIFT-BoW + LDA", _wikipedia),
+    "mosi": DatasetInfo(
+        "mosi",
+        "CMU-MOSI sentiment regression, text/audio/video, speaker-independent",
+        _mosi("features", "speaker"),
+    ),
+    "mosi-minilm": DatasetInfo(
+        "mosi-minilm",
+        "CMU-MOSI with MiniLM transcript embeddings as text ([text] extra)",
+        _mosi("minilm", "speaker"),
+    ),
+    "mosi-cmu-standard": DatasetInfo(
+        "mosi-cmu-standard",
+        "CMU-MOSI on the leaky CMU standard folds (warns; never report)",
+        _mosi("features", "cmu-standard"),
+    ),
 }
 
 

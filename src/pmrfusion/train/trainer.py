@@ -1,4 +1,5 @@
 """The trainer: total = task CE + sum_i lambda_i * aux_i, per-group optimizers, early stopping.
+Regression (float labels): task L1 or MSE, early stopping on validation MAE.
 
 Run under `torchrun` (an initialised process group with world size > 1) the same loop trains
 with DistributedDataParallel, see `pmrfusion.train.distributed`; a single process takes
@@ -20,6 +21,7 @@ from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel, zero_absent
 from pmrfusion.optim import OptimizerSpec
+from pmrfusion.tasks import regression_loss
 from pmrfusion.train import distributed
 
 
@@ -43,6 +45,9 @@ class TrainConfig:
     # Missing-modality augmentation: each modality of each training sample is zeroed and marked
     # absent with this probability (seeded; at least one modality is kept per sample).
     modality_dropout: float = 0.0
+    # Regression task (float labels): "l1" (the CMU-MOSI convention) or "mse"; early stopping then
+    # follows validation MAE. Ignored for classification.
+    regression_loss: str = "l1"
 
 
 @dataclass
@@ -52,6 +57,7 @@ class TrainResult:
     epochs_run: int
     history: list[dict[str, float]]
     flipped_labels: int = 0
+    best_val_mae: float = float("nan")  # regression only
 
 
 def seed_everything(seed: int) -> None:
@@ -95,13 +101,18 @@ def flip_labels(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Ten
     return noisy, rows
 
 
-def total_loss(model: FusionModel, batch: Batch, forward=None) -> tuple[Tensor, dict[str, float]]:
-    """Task cross-entropy plus the model's weighted auxiliary losses.
+def total_loss(
+    model: FusionModel, batch: Batch, forward=None, regression: str = "l1"
+) -> tuple[Tensor, dict[str, float]]:
+    """Task loss (cross-entropy; `regression` L1/MSE for float labels) plus weighted auxiliary losses.
 
     `forward` (default `model`) runs the forward pass, e.g. a DistributedDataParallel wrapper.
     """
     out = (forward or model)(batch.features, batch.present)
-    task = F.cross_entropy(out.logits, batch.labels)
+    if batch.labels.is_floating_point():
+        task = regression_loss(out.logits, batch.labels, regression)
+    else:
+        task = F.cross_entropy(out.logits, batch.labels)
     total = task
     parts = {"task": float(task.detach())}
     for name, value in model.auxiliary_losses(out, batch).items():
@@ -169,6 +180,9 @@ def _dropped(batch: Batch, dropped: bool) -> Batch:
 
 def _validate(model: FusionModel, val: TensorSplit) -> tuple[float, float]:
     logits = predict(model, val.features)
+    if val.labels.is_floating_point():  # regression: (-MAE, MAE) so that higher is better
+        mae = float((logits.reshape(-1) - val.labels).abs().mean())
+        return -mae, mae
     loss = float(F.cross_entropy(logits, val.labels))
     acc = float((logits.argmax(-1) == val.labels).float().mean())
     return acc, loss
@@ -178,6 +192,11 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
     """Train in place; with a validation split, restore the best epoch (accuracy, then loss)."""
     if len(data) == 0:
         raise PMRFusionError("training split is empty")
+    regressing = data.labels.is_floating_point()
+    if regressing:
+        regression_loss(torch.zeros(1), torch.zeros(1), cfg.regression_loss)  # unknown name: fail now
+        if cfg.label_noise:
+            raise PMRFusionError("label noise (class flips) is defined for classification only")
     flipped = 0
     if cfg.label_noise:
         noisy, rows = flip_labels(data.labels, cfg.label_noise, cfg.seed)
@@ -214,14 +233,18 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
                 if cfg.modality_dropout > 0:  # drawn for the global batch, so every rank agrees
                     keep = modality_keep_mask(len(rows), len(data.features), cfg.modality_dropout, drop_gen)
                 if ctx is None:
-                    loss, parts = total_loss(model, _dropped(data.batch(rows, keep), keep is not None))
+                    loss, parts = total_loss(
+                        model, _dropped(data.batch(rows, keep), keep is not None), None, cfg.regression_loss
+                    )
                 else:
                     if len(rows) < ctx.world_size:
                         continue  # every rank skips it: no empty shards
                     mine = distributed.shard(rows, ctx)
                     mine_keep = distributed.shard(keep, ctx) if keep is not None else None
                     batch = _dropped(data.batch(mine, mine_keep), keep is not None)
-                    loss, parts = total_loss(model, _batch_to(batch, ctx.device), forward)
+                    loss, parts = total_loss(
+                        model, _batch_to(batch, ctx.device), forward, cfg.regression_loss
+                    )
                     loss = loss * distributed.shard_weight(len(mine), len(rows), ctx)
                 for o in opts:
                     o.zero_grad(set_to_none=True)
@@ -237,7 +260,10 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
             record["epoch"] = epoch
             if val is not None and len(val):
                 acc, vloss = _validate(model, val)
-                record.update(val_accuracy=acc, val_loss=vloss)
+                if regressing:
+                    record.update(val_mae=vloss)
+                else:
+                    record.update(val_accuracy=acc, val_loss=vloss)
                 key = (acc, -vloss)
                 if best_key is None or key > best_key:
                     best_key, best_epoch, best_acc = key, epoch, acc
@@ -260,4 +286,6 @@ def train(model: FusionModel, data: TensorSplit, val: TensorSplit | None, cfg: T
     else:
         best_epoch = epoch
     model.eval()
+    if regressing:
+        return TrainResult(best_epoch, float("nan"), epoch, history, flipped, -best_acc)
     return TrainResult(best_epoch, best_acc, epoch, history, flipped)
