@@ -1,0 +1,48 @@
+"""MOSI sentiment metrics against hand-computed values (ties at 0 in both Acc2 conventions)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pmrfusion.eval.regression_metrics import primary_metric, regression_metrics, task_metrics
+
+# label 0 at row 0 (excluded by the non-zero convention, non-negative in the other);
+# prediction exactly 0 at row 2 (non-negative in the first convention, negative in the second)
+PRED = [1.0, -0.5, 0.0, 2.6, -3.4, 0.4]
+LABELS = [0.0, -1.0, -0.2, 3.0, -2.6, 0.6]
+
+
+def test_hand_values():
+    m = regression_metrics(torch.tensor(PRED), torch.tensor(LABELS))
+    assert m["mae"] == pytest.approx((1 + 0.5 + 0.2 + 0.4 + 0.8 + 0.2) / 6)
+    # neg/non-neg: y>=0 = TFFTFT, p>=0 = TFTTFT -> row 2 wrong
+    assert m["acc2"] == pytest.approx(5 / 6)
+    # weighted F1: class T P=3/4 R=1 F1=6/7; class F P=1 R=2/3 F1=4/5; 3 samples each
+    assert m["f1"] == pytest.approx((6 / 7 + 4 / 5) / 2)
+    # non-zero labels (rows 1..5): y>0 = FFTFT, p>0 = FFTFT (p=0 counts as negative)
+    assert m["acc2_nonzero"] == pytest.approx(1.0)
+    assert m["f1_nonzero"] == pytest.approx(1.0)
+    # rounded and clipped: y -> 0,-1,0,3,-3,1 ; p -> 1,0,0,3,-3,0 (round half to even, -3.4 -> -3)
+    assert m["acc7"] == pytest.approx(3 / 6)
+
+
+def test_pearson_and_clipping():
+    m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0]))
+    assert m["corr"] == pytest.approx(0.5)  # cov 0.5 / (var 1 * var 1) with n-1 = 2
+    clipped = regression_metrics(np.array([4.4, -5.0]), np.array([3.0, -3.0]))
+    assert clipped["acc7"] == 1.0 and clipped["mae"] == pytest.approx((1.4 + 2.0) / 2)
+    const = regression_metrics(np.zeros(3), np.array([1.0, -1.0, 2.0]))
+    assert const["corr"] == 0.0  # undefined correlation of a constant prediction reads 0
+
+
+def test_all_zero_labels_and_dispatch():
+    m = regression_metrics([0.5, -0.5], [0.0, 0.0])
+    assert m["acc2"] == 0.5 and math.isnan(m["acc2_nonzero"])
+    reg = task_metrics(torch.tensor([[0.5], [-1.0]]), torch.tensor([1.0, -1.0]), 1)
+    assert reg["acc2"] == 1.0 and reg["mae"] == pytest.approx(0.25)
+    cls = task_metrics(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]), 2)
+    assert cls["accuracy"] == 1.0 and "mae" not in cls
+    assert primary_metric([{"metric": "mae"}, {"metric": "acc2"}]) == "mae"
+    assert primary_metric([{"metric": "accuracy"}]) == "accuracy"
