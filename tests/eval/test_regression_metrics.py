@@ -46,3 +46,28 @@ def test_all_zero_labels_and_dispatch():
     assert cls["accuracy"] == 1.0 and "mae" not in cls
     assert primary_metric([{"metric": "mae"}, {"metric": "acc2"}]) == "mae"
     assert primary_metric([{"metric": "accuracy"}]) == "accuracy"
+
+
+def test_seven_subset_table_averages_per_seed():
+    from pmrfusion.eval.subset_table import SUBSET_ORDER, subset_means, subset_table_csv
+
+    mods = {"a": "audio", "t": "text", "v": "video"}
+    records = []
+    for seed in (0, 1):
+        for i, s in enumerate(SUBSET_ORDER):
+            present = [mods[c] for c in s.split(",")]
+            proto = "clean" if len(present) == 3 else "missing"
+            records.append(
+                {
+                    "method": "m",
+                    "protocol": proto,
+                    "present": present,
+                    "seed": seed,
+                    "metric": "mae",
+                    "value": i + seed,
+                }
+            )
+    means = subset_means(records, ["mae"])
+    assert means[("m", "a,t", "mae")].tolist() == [4.0, 5.0]
+    assert means[("m", "avg", "mae")].tolist() == [3.0, 4.0]  # mean of 0..6, then of 1..7
+    assert "m,avg,mae,3.5000,0.5000,2" in subset_table_csv(records, ["mae"])

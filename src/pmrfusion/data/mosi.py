@@ -76,16 +76,4 @@ def load_mosi(
     return MultimodalData(name, features, arrays["y"], splits, notes=notes, task=REGRESSION)
 
 
-# PMR Table 10's modality subsets, evaluated by the 'clean' (all) and 'missing' protocols
-SUBSET_ORDER = ("a", "t", "v", "a,v", "a,t", "t,v", "a,t,v")
-
-
-def subset_label(present: list[str] | tuple[str, ...] | str) -> str:
-    """{'audio','text'} -> 'a,t' (PMR Table 10 notation, letters in a,t,v order)."""
-    if isinstance(present, str):
-        present = present.split("+")
-    letters = {m[0] for m in present}
-    return ",".join(c for c in "atv" if c in letters)
-
-
-__all__ = ["CMU_STANDARD_WARNING", "SUBSET_ORDER", "load_mosi", "read_transcripts", "subset_label"]
+__all__ = ["CMU_STANDARD_WARNING", "load_mosi", "read_transcripts"]
