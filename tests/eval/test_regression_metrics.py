@@ -71,3 +71,11 @@ def test_seven_subset_table_averages_per_seed():
     assert means[("m", "a,t", "mae")].tolist() == [4.0, 5.0]
     assert means[("m", "avg", "mae")].tolist() == [3.0, 4.0]  # mean of 0..6, then of 1..7
     assert "m,avg,mae,3.5000,0.5000,2" in subset_table_csv(records, ["mae"])
+
+
+def test_worst_seed_of_mae_is_the_largest():
+    from pmrfusion.bench.store import summarize
+
+    base = {"dataset": "d", "method": "m", "protocol": "clean", "condition": "clean"}
+    recs = [{**base, "metric": k, "value": v} for k in ("mae", "acc2") for v in (0.9, 1.1)]
+    assert summarize(recs, "mae")[0].worst == 1.1 and summarize(recs, "acc2")[0].worst == 0.9

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pmrfusion.eval.regression_metrics import primary_metric
+from pmrfusion.eval.regression_metrics import LOWER_IS_BETTER, primary_metric
 
 RECORD_KEYS = ("dataset", "method", "protocol", "condition", "present", "seed", "metric", "value")
 
@@ -54,7 +54,8 @@ def summarize(records: Iterable[dict], metric: str = "accuracy") -> list[Summary
     rows = []
     for (ds, meth, proto, cond), vals in groups.items():
         v = np.asarray(vals)
-        rows.append(SummaryRow(ds, meth, proto, cond, metric, v.mean(), v.std(), v.min(), len(v)))
+        worst = v.max() if metric in LOWER_IS_BETTER else v.min()
+        rows.append(SummaryRow(ds, meth, proto, cond, metric, v.mean(), v.std(), worst, len(v)))
     return rows
 
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from pmrfusion.eval.metrics import classification_metrics
 
 REGRESSION_METRICS = ("mae", "corr", "acc2", "f1", "acc2_nonzero", "f1_nonzero", "acc7")
+LOWER_IS_BETTER = frozenset({"mae"})  # the "worst seed" of these is the largest value
 
 
 def _numpy(x) -> np.ndarray:
@@ -58,4 +59,4 @@ def primary_metric(records) -> str:
     return "accuracy" if "accuracy" in names or not names else ("mae" if "mae" in names else sorted(names)[0])
 
 
-__all__ = ["REGRESSION_METRICS", "primary_metric", "regression_metrics", "task_metrics"]
+__all__ = ["LOWER_IS_BETTER", "REGRESSION_METRICS", "primary_metric", "regression_metrics", "task_metrics"]
