@@ -15,6 +15,7 @@ from pmrfusion.data.tensors import PreparedData, TensorSplit, prepare
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.metrics import classification_metrics
 from pmrfusion.eval.protocols import available_protocols, conditions, register_protocol
+from pmrfusion.eval.regression_metrics import regression_metrics
 from pmrfusion.methods import FusionModel, available_methods, build_method, method_config, register_method
 from pmrfusion.modules.composition import build_model, default_encoders
 from pmrfusion.modules.encoders import available_encoders, build_encoder, register_encoder
@@ -80,6 +81,7 @@ __all__ = [
     "preservation_loss",
     "register_method",
     "register_protocol",
+    "regression_metrics",
     "run_grid",
     "save_checkpoint",
     "seed_everything",

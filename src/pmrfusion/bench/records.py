@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.eval.regression_metrics import LOWER_IS_BETTER, primary_metric
 
 RECORD_KEYS = ("dataset", "method", "protocol", "condition", "present", "seed", "metric", "value")
 
@@ -152,7 +153,8 @@ class SummaryRow:
 
 
 def summarise(records: Iterable[dict], metric: str = "accuracy") -> list[SummaryRow]:
-    """Mean, population std and worst seed per (dataset, method, protocol, condition)."""
+    """Mean, sample std (ddof 1) and worst seed per (dataset, method, protocol, condition); the worst
+    seed of a lower-is-better metric (MAE) is its largest value."""
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         if r["metric"] == metric:
@@ -160,7 +162,8 @@ def summarise(records: Iterable[dict], metric: str = "accuracy") -> list[Summary
     rows = []
     for (ds, meth, proto, cond), vals in groups.items():
         v = np.asarray(vals)
-        rows.append(SummaryRow(ds, meth, proto, cond, metric, v.mean(), sample_std(v), v.min(), len(v)))
+        worst = v.max() if metric in LOWER_IS_BETTER else v.min()
+        rows.append(SummaryRow(ds, meth, proto, cond, metric, v.mean(), sample_std(v), worst, len(v)))
     return rows
 
 
@@ -233,9 +236,11 @@ def write_results(out_dir: Path, records: list[dict], header: str = "") -> None:
     for r in records:
         w.writerow({**r, "present": "+".join(r["present"])})
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
-    md = (header + "\n\n" if header else "") + "Accuracy: mean ± std over seeds (worst seed); "
+    metric = primary_metric(records)
+    name = "Accuracy" if metric == "accuracy" else metric
+    md = (header + "\n\n" if header else "") + f"{name}: mean ± std over seeds (worst seed); "
     md += "std is the sample std (ddof = 1).\n\n"
-    md += markdown_table(summarise(records))
+    md += markdown_table(summarise(records, metric))
     atomic_write_text(out_dir / "results.md", md)
 
 

@@ -24,9 +24,10 @@ from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import PreparedData, prepare
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.eval.metrics import classification_metrics
 from pmrfusion.eval.protocols import check_protocol, conditions
+from pmrfusion.eval.regression_metrics import task_metrics
 from pmrfusion.methods.base import FusionModel, build_method, method_config
+from pmrfusion.tasks import REGRESSION, check_regression_method
 from pmrfusion.train.trainer import TrainConfig, TrainResult, predict, seed_everything, train
 
 # (method, dims, num_classes, **options) -> model; the default is `build_method`
@@ -145,7 +146,7 @@ def evaluate(
     for proto in protocols:
         for cond in conditions(proto, prepared.test, seed, train_range):
             logits = predict(model, cond.features, cond.present)
-            for metric, value in classification_metrics(
+            for metric, value in task_metrics(
                 logits, prepared.test.labels, prepared.num_classes
             ).items():
                 records.append(
@@ -184,6 +185,9 @@ def run_grid(
     `pmrfusion.train.end_to_end.run_raw_grid`.
     """
     spec.check()
+    if getattr(data, "task", None) == REGRESSION:
+        for m in spec.methods:
+            check_regression_method(m)
     if not isinstance(data, MultimodalData):
         from pmrfusion.train.end_to_end import run_raw_grid
 

@@ -20,7 +20,7 @@ def rcml_cmd(
     out: Path = Path("runs/rcml"),
     data_root: DataRoot = None,
     lr: Annotated[str | None, typer.Option(help="per-method learning rates, e.g. tmc=0.003")] = None,
-    summarize: Annotated[Path | None, typer.Option(help="only rewrite OUT/summary.csv from this file")] = None,
+    summarize: Annotated[Path | None, typer.Option(help="only rewrite OUT/summary.csv from it")] = None,
 ) -> None:
     """RCML protocol: min-max on the whole set, random 80/20 per run -> OUT/summary.csv."""
     from pmrfusion.bench.rcml import (

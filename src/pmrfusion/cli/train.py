@@ -21,6 +21,7 @@ from pmrfusion.cli.options import (
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import prepare
+from pmrfusion.eval.regression_metrics import primary_metric
 from pmrfusion.methods import method_config
 from pmrfusion.train import distributed
 from pmrfusion.train.checkpoint import save_checkpoint
@@ -61,12 +62,15 @@ def train_cmd(
         if ctx is not None and not ctx.is_main:
             return
         recs = evaluate(model, prepared, ["clean"], seed, {"dataset": data.name, "method": method})
-        acc = next(r["value"] for r in recs if r["metric"] == "accuracy")
+        metric = primary_metric(recs)
+        acc = next(r["value"] for r in recs if r["metric"] == metric)
         where = f" ({ctx.world_size} processes, {ctx.device.type})" if ctx is not None else ""
         flipped = f", {result.flipped_labels} training labels flipped" if result.flipped_labels else ""
         console.print(
             f"{method} on {data.name}{where}: best epoch {result.best_epoch}/{result.epochs_run}, "
-            f"val accuracy {result.best_val_accuracy:.4f}, test accuracy {acc:.4f}{flipped}"
+            f"val {'accuracy' if metric == 'accuracy' else 'mae'} "
+            f"{result.best_val_accuracy if metric == 'accuracy' else result.best_val_mae:.4f}, "
+            f"test {metric} {acc:.4f}{flipped}"
         )
         if save is not None:
             save_checkpoint(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.tasks import CLASSIFICATION, REGRESSION, check_task, detect_task
 
 
 @dataclass
@@ -14,7 +15,9 @@ class MultimodalData:
     """Features of several modalities for the same N samples, with labels and splits.
 
     features: ordered mapping modality -> (N, d_m) float32 array.
-    labels: (N,) int64 in 0..num_classes-1.
+    labels: (N,) int64 in 0..num_classes-1, or float32 for a regression task.
+    task: "classification" or "regression"; "" detects it (float labels that are not all integers
+    -> regression). A regression dataset has num_classes == 1 (one real output).
     splits: mapping split name ("train", "val", "test") -> row indices.
     """
 
@@ -24,6 +27,7 @@ class MultimodalData:
     splits: dict[str, np.ndarray]
     num_classes: int = -1
     notes: list[str] = field(default_factory=list)
+    task: str = ""
 
     def __post_init__(self) -> None:
         if len(self.features) < 2:
@@ -33,11 +37,18 @@ class MultimodalData:
         labels = np.asarray(self.labels)
         if labels.ndim != 1:
             labels = labels.reshape(-1)
-        if not np.issubdtype(labels.dtype, np.integer) and (
+        self.task = check_task(self.task or detect_task(labels))
+        if self.task == REGRESSION:
+            if not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels)):
+                raise PMRFusionError(f"dataset '{self.name}': regression labels must be finite numbers")
+            self.labels = labels.astype(np.float32)
+            self.num_classes = 1
+        elif not np.issubdtype(labels.dtype, np.integer) and (
             not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels))
         ):
             raise PMRFusionError(f"dataset '{self.name}': labels must be integers")
-        self.labels = labels.astype(np.int64)
+        else:
+            self.labels = labels.astype(np.int64)
         n = len(self.labels)
         clean: dict[str, np.ndarray] = {}
         for mod, x in self.features.items():
@@ -64,9 +75,10 @@ class MultimodalData:
                 )
             clean[mod] = x
         self.features = clean
-        if self.num_classes < 0:
+        if self.task == CLASSIFICATION and self.num_classes < 0:
             self.num_classes = int(self.labels.max()) + 1 if n else 0
-        if n and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
+        out_of_range = n and (self.labels.min() < 0 or self.labels.max() >= self.num_classes)
+        if self.task == CLASSIFICATION and out_of_range:
             raise PMRFusionError(
                 f"dataset '{self.name}': labels out of range: found "
                 f"{self.labels.min()}..{self.labels.max()}, expected 0..{self.num_classes - 1}"
@@ -113,8 +125,9 @@ class MultimodalData:
         train = self.split("train")
         rng = np.random.default_rng(seed)
         val_parts, train_parts = [], []
-        for c in np.unique(self.labels[train]):
-            rows = train[self.labels[train] == c]
+        strata = np.zeros(len(self.labels), np.int64) if self.task == REGRESSION else self.labels
+        for c in np.unique(strata[train]):
+            rows = train[strata[train] == c]
             rows = rows[rng.permutation(len(rows))]
             k = int(round(fraction * len(rows)))
             if len(rows) - k < 1:
@@ -125,13 +138,14 @@ class MultimodalData:
         splits["train"] = np.sort(np.concatenate(train_parts))
         splits["val"] = np.sort(np.concatenate(val_parts))
         return MultimodalData(
-            self.name, self.features, self.labels, splits, self.num_classes, list(self.notes)
+            self.name, self.features, self.labels, splits, self.num_classes, list(self.notes), self.task
         )
 
     def summary(self) -> str:
         dims = ", ".join(f"{m} {d}" for m, d in self.dims.items())
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         return (
-            f"{self.name}: {self.num_samples} samples, {self.num_classes} classes, "
-            f"{len(self.features)} modalities ({dims}); splits: {sizes}"
+            f"{self.name}: {self.num_samples} samples, "
+            + ("regression, " if self.task == REGRESSION else f"{self.num_classes} classes, ")
+            + f"{len(self.features)} modalities ({dims}); splits: {sizes}"
         )

@@ -242,6 +242,15 @@ def _avmnist(root: Path | None):
     return load_avmnist(_root(root, "avmnist"))
 
 
+def _mosi(text: str, split: str) -> Callable[[Path | None], MultimodalData]:
+    def load(root: Path | None) -> MultimodalData:
+        from pmrfusion.data.mosi import load_mosi
+
+        return load_mosi(_root(root, "mosi"), text, split)
+
+    return load
+
+
 HANDWRITTEN_VIEWS = ["pixel", "fourier", "profile", "zernike", "karhunen", "morph"]
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -255,6 +264,21 @@ DATASETS: dict[str, DatasetInfo] = {
     "pie": DatasetInfo("pie", "CMU PIE faces, 68 subjects, 3 views", _pie),
     "wikipedia": DatasetInfo("wikipedia", "Wikipedia image-text, SIFT-BoW + LDA", _wikipedia),
     "avmnist": DatasetInfo("avmnist", "raw MNIST image + FSDD spoken digit (end-to-end)", _avmnist),
+    "mosi": DatasetInfo(
+        "mosi",
+        "CMU-MOSI sentiment regression, text/audio/video, speaker-independent",
+        _mosi("features", "speaker"),
+    ),
+    "mosi-minilm": DatasetInfo(
+        "mosi-minilm",
+        "CMU-MOSI with MiniLM transcript embeddings as text ([text] extra)",
+        _mosi("minilm", "speaker"),
+    ),
+    "mosi-cmu-standard": DatasetInfo(
+        "mosi-cmu-standard",
+        "CMU-MOSI on the leaky CMU standard folds (warns; never report)",
+        _mosi("features", "cmu-standard"),
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.optim import OptimizerSpec
+from pmrfusion.tasks import check_regression_method
 from pmrfusion.types import Batch, ModelOutput
 
 
@@ -94,15 +95,20 @@ def method_config(name: str, **config: Any):
 
 
 def build_method(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> FusionModel:
-    """Build a registered method, e.g. `build_method("rg-concat", {"img": 1024, "txt": 300}, 10)`."""
+    """Build a registered method, e.g. `build_method("rg-concat", {"img": 1024, "txt": 300}, 10)`.
+
+    `num_classes=1` builds a regression model (one real output); classification-only methods refuse.
+    """
     cfg = method_config(name, **config)
     if len(dims) < 2:
         raise PMRFusionError(f"method '{name}' needs at least 2 modalities, got {len(dims)}")
     bad = {m: d for m, d in dims.items() if int(d) < 1}
     if bad:
         raise PMRFusionError(f"modality dimensions must be >= 1, got {bad}")
-    if num_classes < 2:
-        raise PMRFusionError(f"need at least 2 classes, got {num_classes}")
+    if num_classes == 1:  # regression: one real output (see pmrfusion.tasks)
+        check_regression_method(name)
+    elif num_classes < 2:
+        raise PMRFusionError(f"need at least 2 classes (or 1 output for regression), got {num_classes}")
     return _REGISTRY[name].builder(dict(dims), int(num_classes), cfg)
 
 

@@ -1,4 +1,5 @@
 """The trainer: total = task CE + sum_i lambda_i * aux_i, per-group optimizers, early stopping.
+Regression (float labels): task L1 or MSE, early stopping on validation MAE.
 
 Run under `torchrun` (an initialised process group with world size > 1) the same loop trains
 with DistributedDataParallel, see `pmrfusion.train.distributed`; a single process takes
@@ -23,6 +24,7 @@ from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel
 from pmrfusion.optim import OptimizerSpec
+from pmrfusion.tasks import regression_loss
 from pmrfusion.train import distributed
 from pmrfusion.train.streaming import predict_streamed, streamed_batches, train_loader
 
@@ -50,6 +52,9 @@ class TrainConfig:
     # What a dropped modality is fed as (pmrfusion.data.absent): "zero_feature" = original-unit
     # zero, as protocol "missing"; "mean" = scaled zero (mean imputation, the old behaviour).
     absent_fill: str = "zero_feature"
+    # Regression task (float labels): "l1" (the CMU-MOSI convention) or "mse"; early stopping then
+    # follows validation MAE. Ignored for classification.
+    regression_loss: str = "l1"
 
 
 @dataclass
@@ -59,6 +64,7 @@ class TrainResult:
     epochs_run: int
     history: list[dict[str, float]]
     flipped_labels: int = 0
+    best_val_mae: float = float("nan")  # regression only
 
 
 def seed_everything(seed: int) -> None:
@@ -102,13 +108,18 @@ def flip_labels(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Ten
     return noisy, rows
 
 
-def total_loss(model: FusionModel, batch: Batch, forward=None) -> tuple[Tensor, dict[str, float]]:
-    """Task cross-entropy plus the model's weighted auxiliary losses.
+def total_loss(
+    model: FusionModel, batch: Batch, forward=None, regression: str = "l1"
+) -> tuple[Tensor, dict[str, float]]:
+    """Task loss (cross-entropy; `regression` L1/MSE for float labels) plus weighted auxiliary losses.
 
     `forward` (default `model`) runs the forward pass, e.g. a DistributedDataParallel wrapper.
     """
     out = (forward or model)(batch.features, batch.present)
-    task = model.task_loss(out, batch)
+    if batch.labels.is_floating_point():
+        task = regression_loss(out.logits, batch.labels, regression)
+    else:
+        task = model.task_loss(out, batch)
     total = task
     parts = {"task": float(task.detach())}
     for name, value in model.auxiliary_losses(out, batch).items():
@@ -180,6 +191,9 @@ def _dropped(batch: Batch, fill: dict[str, Tensor] | None) -> Batch:
 
 def _validate(model: FusionModel, val: TensorSplit | RawSplit) -> tuple[float, float]:
     logits = predict(model, val.features) if isinstance(val, TensorSplit) else predict_streamed(model, val)
+    if val.labels.is_floating_point():  # regression: (-MAE, MAE) so that higher is better
+        mae = float((logits.reshape(-1) - val.labels).abs().mean())
+        return -mae, mae
     loss = float(F.cross_entropy(logits, val.labels))
     acc = float((logits.argmax(-1) == val.labels).float().mean())
     return acc, loss
@@ -223,6 +237,11 @@ def train(
     """
     if len(data) == 0:
         raise PMRFusionError("training split is empty")
+    regressing = data.labels.is_floating_point()
+    if regressing:
+        regression_loss(torch.zeros(1), torch.zeros(1), cfg.regression_loss)  # unknown name: fail now
+        if cfg.label_noise:
+            raise PMRFusionError("label noise (class flips) is defined for classification only")
     flipped = 0
     if cfg.label_noise:
         noisy, rows = flip_labels(data.labels, cfg.label_noise, cfg.seed)
@@ -265,9 +284,10 @@ def train(
                 batches = streamed_batches(data, loader, epoch, drop_gen, cfg, ctx, _device_of(model))
             for batch, weight in batches:
                 if ctx is None:
-                    loss, parts = total_loss(model, batch)
+                    loss, parts = total_loss(model, batch, None, cfg.regression_loss)
                 else:
-                    loss, parts = total_loss(model, _batch_to(batch, ctx.device), forward)
+                    moved = _batch_to(batch, ctx.device)
+                    loss, parts = total_loss(model, moved, forward, cfg.regression_loss)
                     loss = loss * weight
                 for o in opts:
                     o.zero_grad(set_to_none=True)
@@ -283,7 +303,10 @@ def train(
             record["epoch"] = epoch
             if val is not None and len(val):
                 acc, vloss = _validate(model, val)
-                record.update(val_accuracy=acc, val_loss=vloss)
+                if regressing:
+                    record.update(val_mae=vloss)
+                else:
+                    record.update(val_accuracy=acc, val_loss=vloss)
                 key = (acc, -vloss)
                 if best_key is None or key > best_key:
                     best_key, best_epoch, best_acc = key, epoch, acc
@@ -306,4 +329,6 @@ def train(
     else:
         best_epoch = epoch
     model.eval()
+    if regressing:
+        return TrainResult(best_epoch, float("nan"), epoch, history, flipped, -best_acc)
     return TrainResult(best_epoch, best_acc, epoch, history, flipped)

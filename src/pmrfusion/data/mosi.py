@@ -1,0 +1,79 @@
+"""CMU-MOSI (utterance-level text / audio / video features, sentiment in [-3, 3]): a regression dataset.
+
+Files in ``<data root>/mosi`` (see its PROVENANCE.md): ``mosi.npz`` with the leakage-free
+speaker-independent split, ``utterances.tsv`` with the raw transcripts, ``splits_cmu_standard.npz``.
+Variants:
+- ``mosi``: the provided features (text = CNN over word2vec, 100-d).
+- ``mosi-minilm``: text = frozen all-MiniLM-L6-v2 embeddings of the transcripts (384-d, cached).
+- ``mosi-cmu-standard``: the CMU-MultimodalSDK standard folds. The feature extractors were trained on
+  a split containing most of its test videos, so its numbers are inflated: never report them.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.tasks import REGRESSION
+
+CMU_STANDARD_WARNING = (
+    "mosi-cmu-standard: the features were extracted by models trained on most of this split's test "
+    "videos (leakage); do not report these numbers, use 'mosi'"
+)
+
+
+def read_transcripts(folder: Path, expected_rows: int | None = None) -> list[str]:
+    """The raw transcript of every row of mosi.npz, in row order, from utterances.tsv."""
+    path = folder / "utterances.tsv"
+    if not path.exists():
+        raise PMRFusionError(f"transcripts not found: {path}")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not rows or "transcript" not in rows[0] or "row" not in rows[0]:
+        raise PMRFusionError(f"{path}: expected columns 'row' and 'transcript'")
+    order = np.array([int(r["row"]) for r in rows])
+    if not np.array_equal(order, np.arange(len(rows))):
+        raise PMRFusionError(f"{path}: rows are not numbered 0..{len(rows) - 1} in order")
+    if expected_rows is not None and len(rows) != expected_rows:
+        raise PMRFusionError(f"{path}: {len(rows)} transcripts but mosi.npz has {expected_rows} rows")
+    return [r["transcript"] or "" for r in rows]
+
+
+def load_mosi(
+    folder: Path, text: str = "features", split: str = "speaker", cache_dir: str | None = None
+) -> MultimodalData:
+    """CMU-MOSI from `folder`; text "features" or "minilm"; split "speaker" or "cmu-standard"."""
+    path = folder / "mosi.npz"
+    if not path.exists():
+        raise PMRFusionError(f"dataset file not found: {path}")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    features = {m: arrays[f"x_{m}"] for m in ("text", "audio", "video")}
+    name, notes = "mosi", []
+    if text == "minilm":
+        from pmrfusion.modules.text_encoder import embed_texts
+
+        features["text"] = embed_texts(read_transcripts(folder, len(arrays["y"])), cache_dir)
+        name += "-minilm"
+        notes.append("text: all-MiniLM-L6-v2 sentence embeddings of the transcripts (frozen)")
+    elif text != "features":
+        raise PMRFusionError(f"unknown MOSI text source '{text}': use 'features' or 'minilm'")
+    if split == "speaker":
+        splits = {s: arrays[f"{s}_idx"] for s in ("train", "val", "test")}
+    elif split == "cmu-standard":
+        with np.load(folder / "splits_cmu_standard.npz") as z:
+            splits = {s: z[f"{s}_idx"] for s in ("train", "val", "test")}
+        warnings.warn(CMU_STANDARD_WARNING, stacklevel=2)
+        notes.append(CMU_STANDARD_WARNING)
+        name += "-cmu-standard"
+    else:
+        raise PMRFusionError(f"unknown MOSI split '{split}': use 'speaker' or 'cmu-standard'")
+    return MultimodalData(name, features, arrays["y"], splits, notes=notes, task=REGRESSION)
+
+
+__all__ = ["CMU_STANDARD_WARNING", "load_mosi", "read_transcripts"]
