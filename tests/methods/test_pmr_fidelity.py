@@ -29,7 +29,7 @@ def _accuracy(model, split):
 
 
 def test_default_maps_train_and_reconstruct(cub):
-    model, result, start = _fit("sg-concat", cub, 40, val=False)
+    model, result, start = _fit("sg-concat", cub, 25, val=False)
     first, last = result.history[0]["preserve"], result.history[-1]["preserve"]
     assert last < 0.5 * first
     moved = [
