@@ -41,8 +41,8 @@ def test_condition_parser_and_the_one_formatter():
     assert R.parse_condition("gaussian:5") == ("gaussian", 5.0)
     assert R.parse_condition("missing:img") == ("missing", None)
     assert R.parse_condition("clean") == ("clean", None)
-    assert R.format_mean_std_worst([0.5, 0.7]) == "0.6000 ± 0.1000 (0.5000)"
-    assert R.format_mean_std_worst([0.5, 0.7], 100.0, digits=2) == "60.00 ± 10.00 (50.00)"
+    assert R.format_mean_std_worst([0.5, 0.7]) == "0.6000 ± 0.1414 (0.5000)"
+    assert R.format_mean_std_worst([0.5, 0.7], 100.0, digits=2) == "60.00 ± 14.14 (50.00)"
     assert R.format_mean_std_worst([], empty="–") == "–"
 
 

@@ -48,6 +48,11 @@ SUITES: dict[str, dict[str, Any]] = {
 }
 
 
+
+def default_protocols() -> list[str]:
+    """Every registered protocol but `rcml` (RCML's protocol has its own splits: `pmrfusion rcml`)."""
+    return [p for p in available_protocols() if p != "rcml"]
+
 @dataclass(frozen=True)
 class Cell:
     dataset: str
@@ -67,7 +72,7 @@ class SuiteSpec:
     datasets: Sequence[str]
     methods: Sequence[str]
     seeds: Sequence[int] = (0, 1, 2, 3, 4)
-    protocols: Sequence[str] = field(default_factory=available_protocols)
+    protocols: Sequence[str] = field(default_factory=lambda: default_protocols())
     method_overrides: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     val_fraction: float = 0.15

@@ -20,7 +20,7 @@ from pmrfusion.cli.options import (
     train_config,
 )
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.eval.protocols import available_protocols, check_protocol
+from pmrfusion.eval.protocols import check_protocol
 from pmrfusion.methods import method_config
 from pmrfusion.train.trainer import TrainConfig
 
@@ -69,9 +69,9 @@ def run_suite_command(
     set_: list[str] | None,
     tc: TrainConfig,
 ) -> None:
-    from pmrfusion.bench.suite import available, run_suite, suite_spec
+    from pmrfusion.bench.suite import available, default_protocols, run_suite, suite_spec
 
-    protos = split_list(protocols) if protocols else available_protocols()
+    protos = split_list(protocols) if protocols else default_protocols()
     for p in protos:
         check_protocol(p)
     spec = suite_spec(
