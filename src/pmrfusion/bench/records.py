@@ -132,7 +132,7 @@ def format_stats(mean: float, std: float, worst: float, digits: int = 4, slash: 
 def format_mean_std_worst(
     values: Sequence[float] | np.ndarray, scale: float = 1.0, digits: int = 4, empty: str = ""
 ) -> str:
-    """'mean ± std (worst)' over seeds (population std, worst = min) of `scale * values`."""
+    """'mean ± std (worst)' over seeds (sample std, ddof 1; worst = min) of `scale * values`."""
     v = np.asarray(values, dtype=float)
     if not v.size:
         return empty
