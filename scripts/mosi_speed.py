@@ -1,7 +1,7 @@
 """MiniLM on this machine: frozen embedding throughput (sentences/s) and the cost of one fine-tuning
 epoch (SentenceEncoder + linear regression head, L1 loss, AdamW) on the MOSI training transcripts.
 
-Usage: PYTHONPATH=src python results/mosi/speed.py [--threads N]   (prints one CSV row per measurement)
+Usage: PYTHONPATH=src python scripts/mosi_speed.py [--threads N]   (prints one CSV row per measurement)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Turn `pmrfusion bench` outputs (results.json) into the committed Table-10 analogue.
 
-Usage: PYTHONPATH=src python results/mosi/table.py NAME=RUN_DIR [NAME=RUN_DIR ...]
+Usage: PYTHONPATH=src python scripts/mosi_table.py NAME=RUN_DIR [NAME=RUN_DIR ...]
 writes results/mosi/table10.csv (long: variant, method, subset, metric, mean, std, seeds) and prints
 markdown tables (Acc2 %, F1 %, MAE) per variant.
 """
@@ -26,7 +26,7 @@ def main(pairs: list[str]) -> None:
         for metric, scale, title in (("acc2", 100, "Acc2 (%)"), ("f1", 100, "F1 (%)"), ("mae", 1.0, "MAE")):
             print(f"\n### {name}: {title}, mean ± std over seeds\n")
             print(subset_table_markdown(records, metric, scale))
-    out = Path(__file__).parent / "table10.csv"
+    out = Path(__file__).resolve().parents[1] / "results" / "mosi" / "table10.csv"
     out.write_text("".join(parts))
     print(f"written {out}")
 
