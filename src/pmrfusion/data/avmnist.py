@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pmrfusion.data.raw import ArraySource, RawMultimodalData, fit_length, stratified_split
+from pmrfusion.data.raw import ArraySource, RawMultimodalData, fit_length
+from pmrfusion.data.splits import stratified_split
 from pmrfusion.errors import PMRFusionError
 
 SAMPLE_RATE = 8000

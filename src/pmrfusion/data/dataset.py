@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pmrfusion.data.splits import carve_validation
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.tasks import CLASSIFICATION, REGRESSION, check_task, detect_task
 
@@ -122,21 +123,9 @@ class MultimodalData:
         """
         if "val" in self.splits or fraction <= 0:
             return self
-        train = self.split("train")
-        rng = np.random.default_rng(seed)
-        val_parts, train_parts = [], []
         strata = np.zeros(len(self.labels), np.int64) if self.task == REGRESSION else self.labels
-        for c in np.unique(strata[train]):
-            rows = train[strata[train] == c]
-            rows = rows[rng.permutation(len(rows))]
-            k = int(round(fraction * len(rows)))
-            if len(rows) - k < 1:
-                k = len(rows) - 1
-            val_parts.append(rows[:k])
-            train_parts.append(rows[k:])
         splits = dict(self.splits)
-        splits["train"] = np.sort(np.concatenate(train_parts))
-        splits["val"] = np.sort(np.concatenate(val_parts))
+        splits["train"], splits["val"] = carve_validation(self.split("train"), strata, fraction, seed)
         return MultimodalData(
             self.name, self.features, self.labels, splits, self.num_classes, list(self.notes), self.task
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.splits import stratified_split
 from pmrfusion.errors import PMRFusionError
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -31,18 +32,6 @@ def default_data_root(data_root: str | os.PathLike | None = None) -> Path | None
         if c.is_dir():
             return c
     return None
-
-
-def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for c in np.unique(labels):
-        rows = np.flatnonzero(labels == c)
-        rows = rows[rng.permutation(len(rows))]
-        k = max(1, int(round(test_fraction * len(rows)))) if len(rows) > 1 else 0
-        test.append(rows[:k])
-        train.append(rows[k:])
-    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
 
 
 def _require(path: Path, what: str) -> Path:
@@ -74,7 +63,7 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
     splits = {s: arrays[f"{s}_idx"] for s in ("train", "val", "test") if f"{s}_idx" in arrays}
     notes = []
     if "train" not in splits and "test" not in splits:
-        splits = _stratified_split(labels, 0.2, split_seed)
+        splits = stratified_split(labels, 0.2, split_seed)
         notes.append(f"no split in file: stratified 80/20 split made with seed {split_seed}")
     elif "train" not in splits or "test" not in splits:
         raise PMRFusionError(f"{path}: give both 'train_idx' and 'test_idx' (or neither)")
@@ -158,7 +147,7 @@ def load_mat(
     if "train_idx" in m and "test_idx" in m:
         splits = {"train": m["train_idx"].reshape(-1), "test": m["test_idx"].reshape(-1)}
     else:
-        splits = _stratified_split(labels, 0.2, split_seed)
+        splits = stratified_split(labels, 0.2, split_seed)
         notes.append(f"no split in file: stratified 80/20 split made with seed {split_seed}")
     return MultimodalData(name or path.stem, dict(zip(names, views)), labels, splits, notes=notes)
 

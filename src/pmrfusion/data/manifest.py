@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pmrfusion.data.raw import TEXT_DIM, RawMultimodalData, fit_length, stratified_split, text_features
+from pmrfusion.data.raw import TEXT_DIM, RawMultimodalData, fit_length, text_features
+from pmrfusion.data.splits import stratified_split
 from pmrfusion.errors import PMRFusionError
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}

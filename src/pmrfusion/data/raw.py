@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from pmrfusion.data.splits import carve_validation
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.types import Batch
 
@@ -118,17 +119,8 @@ class RawMultimodalData:
         """A copy whose 'train' split is cut into train/val (stratified, seeded); 'val' kept if given."""
         if "val" in self.splits or fraction <= 0:
             return self
-        train = self.split("train")
-        rng = np.random.default_rng(seed)
-        val_parts, train_parts = [], []
-        for c in np.unique(self.labels[train]):
-            rows = train[self.labels[train] == c]
-            rows = rows[rng.permutation(len(rows))]
-            k = min(int(round(fraction * len(rows))), len(rows) - 1)
-            val_parts.append(rows[:k])
-            train_parts.append(rows[k:])
-        splits = {**self.splits, "train": np.sort(np.concatenate(train_parts)),
-                  "val": np.sort(np.concatenate(val_parts))}  # fmt: skip
+        train, val = carve_validation(self.split("train"), self.labels, fraction, seed)
+        splits = {**self.splits, "train": train, "val": val}
         return RawMultimodalData(
             self.name, self.kinds, self.shapes, self.labels, splits, self.source,
             self.num_classes, self.sample_rates, list(self.notes),
@@ -234,19 +226,6 @@ class RawSplit:
         return {m: torch.cat(v) for m, v in parts.items()}
 
 
-def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """Seeded per-class train/test split of row indices."""
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for c in np.unique(labels):
-        rows = np.flatnonzero(labels == c)
-        rows = rows[rng.permutation(len(rows))]
-        k = max(1, int(round(test_fraction * len(rows)))) if len(rows) > 1 else 0
-        test.append(rows[:k])
-        train.append(rows[k:])
-    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
-
-
 __all__ = [
     "ArraySource",
     "KINDS",
@@ -256,6 +235,5 @@ __all__ = [
     "RawSplit",
     "SampleSource",
     "fit_length",
-    "stratified_split",
     "text_features",
 ]
