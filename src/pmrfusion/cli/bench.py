@@ -39,6 +39,9 @@ def bench(
         str | None, typer.Option(help="comma-separated (default clean,missing,gaussian)")
     ] = None,
     seeds: Annotated[int | None, typer.Option(help="number of seeds 0..seeds-1 (default 3)")] = None,
+    first_seed: Annotated[
+        int, typer.Option(help="seeds run are first_seed..first_seed+seeds-1 (to add seeds to a run)")
+    ] = 0,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/bench"),
     epochs: int = 150,
     lr: float = 1e-3,
@@ -89,10 +92,12 @@ def bench(
     seeds = 3 if seeds is None else seeds
     if seeds < 1:
         raise PMRFusionError("--seeds must be >= 1")
+    if first_seed < 0:
+        raise PMRFusionError("--first-seed must be >= 0")
     spec = RunSpec(
         methods=split_list(methods_ or "concat,late,sg-concat"),
         protocols=split_list(protocols or "clean,missing,gaussian"),
-        seeds=list(range(seeds)),
+        seeds=list(range(first_seed, first_seed + seeds)),
         method_overrides=parse_sets(set_),
         train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
     )
