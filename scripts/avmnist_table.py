@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pmrfusion.bench.records import sample_std
+
 CONDITIONS = {"clean": "clean", "missing:audio": "keep-image", "missing:image": "keep-audio",
               "gaussian:5": "gaussian 5", "gaussian:10": "gaussian 10"}  # fmt: skip
 
@@ -43,7 +45,7 @@ def main() -> None:
     for (regime, method, cond), v in cells.items():
         a = np.array(v)
         rows.append({"regime": regime, "method": method, "condition": CONDITIONS[cond],
-                     "mean": round(a.mean(), 4), "std": round(a.std(), 4), "worst": round(a.min(), 4),
+                     "mean": round(a.mean(), 4), "std": round(sample_std(a), 4), "worst": round(a.min(), 4),
                      "seeds": len(a)})  # fmt: skip
     with (args.out / "accuracy.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -57,7 +59,7 @@ def main() -> None:
             vals = []
             for c in CONDITIONS:
                 a = np.array(cells.get((regime, m, c), [np.nan]))
-                vals.append(f"{a.mean():.4f} ± {a.std():.4f} ({a.min():.4f})")
+                vals.append(f"{a.mean():.4f} ± {sample_std(a):.4f} ({a.min():.4f})")
             print(f"| {m} | " + " | ".join(vals) + " |")
 
 
