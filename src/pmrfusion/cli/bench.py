@@ -17,14 +17,13 @@ from pmrfusion.cli.options import (
     ModalityDropout,
     Quiet,
     SetOpt,
-    parse_sets,
     split_list,
     train_config,
 )
 from pmrfusion.cli.summary import print_summary
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods import method_config
+from pmrfusion.methods.base import parse_overrides
 
 
 @app.command()
@@ -69,8 +68,9 @@ def bench(
     if task == "retrieval":
         from pmrfusion.bench.retrieval import retrieval_experiment
 
+        names = split_list("cmmp,rg-cmmp,sg-cmmp" if methods_ is None else methods_)
         retrieval_experiment(
-            dataset, split_list(methods_ or "cmmp,rg-cmmp,sg-cmmp"), seeds or 5, out,
+            dataset, names, 5 if seeds is None else seeds, out,
             epochs=epochs, lr=lr, data_root=data_root, log=console.print,
         )  # fmt: skip
         return
@@ -89,15 +89,15 @@ def bench(
     seeds = 3 if seeds is None else seeds
     if seeds < 1:
         raise PMRFusionError("--seeds must be >= 1")
+    method_list = split_list("concat,late,sg-concat" if methods_ is None else methods_)
     spec = RunSpec(
-        methods=split_list(methods_ or "concat,late,sg-concat"),
-        protocols=split_list(protocols or "clean,missing,gaussian"),
+        methods=method_list,
+        protocols=split_list("clean,missing,gaussian" if protocols is None else protocols),
         seeds=list(range(seeds)),
-        method_overrides=parse_sets(set_),
+        method_overrides=parse_overrides(method_list, set_ or []),
         train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
     )
-    for m in spec.methods:
-        method_config(m)
+    spec.check()
     data = load_dataset(dataset, data_root)
     from pmrfusion.train.end_to_end import encoder_config_for
 

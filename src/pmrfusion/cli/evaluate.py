@@ -16,6 +16,7 @@ from pmrfusion.data.tensors import prepare, to_split
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import check_protocol
 from pmrfusion.train.checkpoint import load_checkpoint
+from pmrfusion.train.trainer import check_seed
 
 
 @app.command("eval")
@@ -30,6 +31,7 @@ def eval_cmd(
     protos = split_list(protocols)
     for p in protos:
         check_protocol(p)
+    check_seed(seed)
     model, meta, scaler = load_checkpoint(load)
     data = load_dataset(dataset or meta["dataset"], data_root)
     if data.dims != meta["dims"]:

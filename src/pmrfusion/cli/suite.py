@@ -15,13 +15,13 @@ from pmrfusion.cli.options import (
     ModalityDropout,
     Quiet,
     SetOpt,
-    parse_sets,
     split_list,
     train_config,
 )
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import check_protocol
 from pmrfusion.methods import method_config
+from pmrfusion.methods.base import parse_overrides
 from pmrfusion.train.trainer import TrainConfig
 
 
@@ -71,21 +71,21 @@ def run_suite_command(
 ) -> None:
     from pmrfusion.bench.suite import available, default_protocols, run_suite, suite_spec
 
-    protos = split_list(protocols) if protocols else default_protocols()
+    protos = default_protocols() if protocols is None else split_list(protocols)
     for p in protos:
         check_protocol(p)
     spec = suite_spec(
         suite,
-        split_list(datasets_) if datasets_ else None,
-        split_list(methods_) if methods_ else None,
+        None if datasets_ is None else split_list(datasets_),
+        None if methods_ is None else split_list(methods_),
         seeds,
         protocols=protos,
-        method_overrides=parse_sets(set_),
         train=tc,
         data_root=str(data_root) if data_root is not None else None,
     )
     for m in spec.methods:
         method_config(m)
+    spec.method_overrides = parse_overrides(spec.methods, set_ or [])
     spec.datasets, notes = available(spec.datasets, spec.data_root)
     for note in notes:
         console.print(f"[yellow]note: {note}[/yellow]")
