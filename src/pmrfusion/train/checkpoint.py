@@ -12,17 +12,11 @@ import numpy as np
 import torch
 
 from pmrfusion.data.scaling import Standardizer
-from pmrfusion.errors import PMRFusionError
+from pmrfusion.errors import PMRFusionError, first_line
 from pmrfusion.methods.base import FusionModel, build_method, method_config
 
 FORMAT = "pmrfusion-checkpoint-1"
 REQUIRED_KEYS = ("method", "config", "dims", "num_classes", "dataset", "state_dict", "scaler")
-
-
-def _one_line(e: BaseException) -> str:
-    """`Type: first non-empty line of the message` (torch's unpickling errors span many lines)."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
 def save_checkpoint(
@@ -66,7 +60,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
-        raise PMRFusionError(f"cannot read checkpoint {path}: {_one_line(e)}") from None
+        raise PMRFusionError(f"cannot read checkpoint {path}: {first_line(e, with_type=True)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PMRFusionError(f"{path} is not a pmrfusion checkpoint")
     absent = [k for k in REQUIRED_KEYS if k not in payload]
@@ -78,11 +72,13 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as e:
-        raise PMRFusionError(f"checkpoint {path} does not match its method: {_one_line(e)}") from None
+        why = first_line(e, with_type=True)
+        raise PMRFusionError(f"checkpoint {path} does not match its method: {why}") from None
     try:
         scaler = Standardizer.from_state({k: v.numpy() for k, v in payload["scaler"].items()})
     except (AttributeError, TypeError) as e:
-        raise PMRFusionError(f"checkpoint {path} has a malformed scaler: {_one_line(e)}") from None
+        why = first_line(e, with_type=True)
+        raise PMRFusionError(f"checkpoint {path} has a malformed scaler: {why}") from None
     if set(scaler.mean) != set(payload["dims"]):
         raise PMRFusionError(
             f"checkpoint {path}: scaler modalities {sorted(scaler.mean)} do not match dims "
