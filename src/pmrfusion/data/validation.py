@@ -42,8 +42,10 @@ def check_features(dataset: str, modality: str, x: Any) -> np.ndarray:
 def check_num_classes(dataset: str, value: Any) -> int:
     """`num_classes` as stored in a file: a single integer (a 1-element array is accepted)."""
     arr = np.asarray(value)
-    if arr.size != 1 or arr.dtype.kind not in "iu" and not (
-        arr.dtype.kind == "f" and np.isfinite(arr).all() and float(arr.reshape(-1)[0]).is_integer()
+    if (
+        arr.size != 1
+        or arr.dtype.kind not in "iu"
+        and not (arr.dtype.kind == "f" and np.isfinite(arr).all() and float(arr.reshape(-1)[0]).is_integer())
     ):
         raise PMRFusionError(f"dataset '{dataset}': num_classes must be one integer, got {value!r}")
     return int(arr.reshape(-1)[0])
