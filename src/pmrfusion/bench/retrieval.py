@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from pmrfusion.bench.records import atomic_write_text, format_mean_std_worst
+from pmrfusion.bench.records import format_mean_std_worst
 from pmrfusion.bench.runner import RunSpec, Task, register_task, run_grid
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.retrieval import cross_modal_metrics
+from pmrfusion.paths import atomic_write_text
 
 OBJECTIVES = ("contrastive", "joint")
 

@@ -38,7 +38,9 @@ def analyze_dynamic(
 
     from pmrfusion.data.loaders import load_dataset
     from pmrfusion.errors import PMRFusionError
+    from pmrfusion.paths import check_output_dir
 
+    check_output_dir(out, "--out")
     if kind not in KINDS:
         raise PMRFusionError(f"unknown analysis '{kind}': use one of {', '.join(KINDS)}")
     if seeds < 1 or (epochs is not None and epochs < 1):

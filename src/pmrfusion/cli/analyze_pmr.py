@@ -28,11 +28,12 @@ def analyze_pmr(
     from rich.console import Console
 
     from pmrfusion.analysis import pmr_analyses as A
-    from pmrfusion.bench.records import atomic_write_text
     from pmrfusion.data.loaders import load_dataset
     from pmrfusion.errors import PMRFusionError
+    from pmrfusion.paths import atomic_write_text, check_output_dir
     from pmrfusion.train.trainer import TrainConfig
 
+    check_output_dir(out, "--out")
     if kind not in KINDS:
         raise PMRFusionError(f"unknown analysis '{kind}': use one of {', '.join(KINDS)}")
     if seeds < 1 or epochs < 1:

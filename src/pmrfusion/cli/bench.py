@@ -24,6 +24,7 @@ from pmrfusion.cli.summary import print_summary
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import parse_overrides
+from pmrfusion.paths import check_output_dir
 
 
 @app.command()
@@ -65,6 +66,7 @@ def bench(
     The whole benchmark suite is `pmrfusion suite`, retrieval is `pmrfusion retrieval`
     (`--suite` and `--task retrieval` here are deprecated aliases of those commands).
     """
+    check_output_dir(out, "--out")
     if task == "retrieval":
         from pmrfusion.bench.retrieval import retrieval_experiment
 

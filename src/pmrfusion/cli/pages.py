@@ -12,6 +12,7 @@ import typer
 from pmrfusion.cli.app import app
 from pmrfusion.cli.options import split_list
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.paths import check_output_dir, check_output_file
 
 
 def _err(line: str) -> None:
@@ -20,7 +21,7 @@ def _err(line: str) -> None:
 
 def _write(out: Path | None, text: str) -> None:
     if out is not None:
-        from pmrfusion.bench.records import atomic_write_text
+        from pmrfusion.paths import atomic_write_text
 
         atomic_write_text(out, text)
 
@@ -28,6 +29,11 @@ def _write(out: Path | None, text: str) -> None:
 def _check_seeds(seeds: int) -> None:
     if seeds < 1:
         raise PMRFusionError("--seeds must be >= 1")
+
+
+def _check_out(out: Path | None) -> None:
+    if out is not None:
+        check_output_file(out, "--out")
 
 
 @app.command("bench-dynamic")
@@ -43,6 +49,7 @@ def bench_dynamic(
     from pmrfusion.analysis.dynamic_benchmark import dynamic_benchmark
 
     _check_seeds(seeds)
+    _check_out(out)
     text = dynamic_benchmark(split_list(datasets), seeds, threads, log=_err)
     print(text)
     _write(out, text)
@@ -63,6 +70,8 @@ def bench_pmr_family(
     from pmrfusion.analysis.pmr_family import pmr_family_page
 
     _check_seeds(seeds)
+    _check_out(out)
+    check_output_dir(raw, "--raw")
     text = pmr_family_page(seeds, epochs, patience, only, raw, log=_err)
     print(text, end="")
     _write(out, text)

@@ -9,6 +9,7 @@ import typer
 
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import DataRoot, split_list
+from pmrfusion.paths import check_output_dir
 
 
 @app.command("rcml")
@@ -32,6 +33,7 @@ def rcml_cmd(
         write_summary,
     )
 
+    check_output_dir(out, "--out")
     if summarize is not None:
         records = read_records(summarize)
         console.print(str(write_summary(records, out / "summary.csv")))

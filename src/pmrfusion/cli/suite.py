@@ -22,6 +22,7 @@ from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import check_protocol
 from pmrfusion.methods import method_config
 from pmrfusion.methods.base import parse_overrides
+from pmrfusion.paths import check_output_dir
 from pmrfusion.train.trainer import TrainConfig
 
 
@@ -71,6 +72,7 @@ def run_suite_command(
 ) -> None:
     from pmrfusion.bench.suite import available, default_protocols, run_suite, suite_spec
 
+    check_output_dir(out, "--out")
     protos = default_protocols() if protocols is None else split_list(protocols)
     for p in protos:
         check_protocol(p)

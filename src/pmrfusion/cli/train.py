@@ -23,6 +23,7 @@ from pmrfusion.data.tensors import prepare
 from pmrfusion.eval.regression_metrics import primary_metric
 from pmrfusion.methods import method_config
 from pmrfusion.methods.base import parse_overrides
+from pmrfusion.paths import check_output_file
 from pmrfusion.train import distributed
 from pmrfusion.train.checkpoint import save_checkpoint
 from pmrfusion.train.trainer import check_seed
@@ -51,6 +52,8 @@ def train_cmd(
     overrides = parse_overrides([method], set_ or [])
     method_config(method, **overrides)
     check_seed(seed)
+    if save is not None:
+        check_output_file(save, "--save")
     tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout)
     data = load_dataset(dataset, data_root)
     if not isinstance(data, MultimodalData):  # raw data: encoders + method, end-to-end

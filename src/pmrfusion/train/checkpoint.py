@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from pmrfusion.data.scaling import Standardizer
 from pmrfusion.data.validation import check_modality_name
 from pmrfusion.errors import PMRFusionError, first_line
 from pmrfusion.methods.base import FusionModel, build_method, check_dims, method_config
+from pmrfusion.paths import atomic_write
 
 FORMAT = "pmrfusion-checkpoint-1"
 REQUIRED_KEYS = ("method", "config", "dims", "num_classes", "dataset", "state_dict", "scaler")
@@ -42,32 +42,7 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "scaler": {k: torch.from_numpy(np.asarray(v)) for k, v in scaler.state().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def fsync_dir(folder: str | os.PathLike) -> None:
-    """Make a rename in `folder` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def check_metadata(payload: dict[str, Any], path: Path) -> None:
