@@ -20,11 +20,13 @@ not depend on `jobs`.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import multiprocessing
+import signal
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,6 +198,22 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Worker processes started inside have SIGINT blocked from their first instruction (a
+    signal mask survives fork and exec): Ctrl-C reaches the whole process group, and the parent
+    alone stops the workers and says what was kept. A Ctrl-C meanwhile reaches the parent when
+    the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 # ----------------------------------------------------------------------------- the folder
 
 
@@ -269,7 +287,8 @@ def run_suite(
         ctx = multiprocessing.get_context("spawn")
         pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
         try:
-            futures = {pool.submit(run_cell, cell, spec): cell for cell in todo}
+            with _workers_ignore_ctrl_c():  # the pool spawns its workers on submit
+                futures = {pool.submit(run_cell, cell, spec): cell for cell in todo}
             for fut in cf.as_completed(futures):
                 cell = futures[fut]
                 payload = fut.result()
@@ -278,7 +297,10 @@ def run_suite(
                 if on_cell is not None:
                     on_cell(cell, payload, done, total)
         except BaseException:
+            workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
             pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:
+                proc.terminate()  # a cell in flight is lost; the stored ones are whole
             raise
         pool.shutdown(wait=True)
     header = (

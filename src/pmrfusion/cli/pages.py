@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.cli.app import app
+from pmrfusion.cli.app import app, on_interrupt
 from pmrfusion.cli.options import split_list
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.paths import check_output_dir, check_output_file
@@ -72,6 +72,7 @@ def bench_pmr_family(
     _check_seeds(seeds)
     _check_out(out)
     check_output_dir(raw, "--raw")
+    on_interrupt(f"finished sections' raw records are kept in {raw}/ (a rerun reuses them)")
     text = pmr_family_page(seeds, epochs, patience, only, raw, log=_err)
     print(text, end="")
     _write(out, text)

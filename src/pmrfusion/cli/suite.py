@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.cli.app import app, console
+from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import (
     DataRoot,
     LabelNoise,
@@ -73,6 +73,10 @@ def run_suite_command(
     from pmrfusion.bench.suite import available, default_protocols, run_suite, suite_spec
 
     check_output_dir(out, "--out")
+    on_interrupt(
+        f"every finished cell is kept in {out}/cells/ (rerun the same command to resume); "
+        "nothing was half-written"
+    )
     protos = default_protocols() if protocols is None else split_list(protocols)
     for p in protos:
         check_protocol(p)
