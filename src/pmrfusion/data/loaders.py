@@ -51,7 +51,7 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
     """
     path = _require(Path(path), "dataset file")
     if not zipfile.is_zipfile(path):
-        raise PMRFusionError(f"{path} is not a .npz archive (an .npz is a zip of .npy arrays)")
+        raise PMRFusionError(f"cannot read {path} as .npz: not a zip archive of .npy arrays")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

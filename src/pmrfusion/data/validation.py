@@ -73,6 +73,8 @@ def check_labels(
         raise PMRFusionError(f"dataset '{dataset}': class labels must be integers")
     y = y.astype(np.int64)
     notes: list[str] = []
+    if y.size and y.min() < 0:
+        raise PMRFusionError(f"dataset '{dataset}': labels out of range: negative label {y.min()}")
     if num_classes < 0 and y.size:
         classes = np.unique(y)
         if classes[0] != 0 or classes[-1] != len(classes) - 1:

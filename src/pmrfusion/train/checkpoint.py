@@ -74,7 +74,7 @@ def check_metadata(payload: dict[str, Any], path: Path) -> None:
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != (payload["dims"][m],):
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise PMRFusionError(
-                f"{where}: scaler '{key}' must have shape ({payload['dims'][m]},), got {shape}"
+                f"{where}: scaler '{key}' of shape {shape} does not match dim {payload['dims'][m]}"
             )
         if not value.is_floating_point() or not torch.isfinite(value).all():
             raise PMRFusionError(f"{where}: scaler '{key}' must hold finite real numbers")
