@@ -59,6 +59,9 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
         raise PMRFusionError(f"cannot read {path} as .npz: {first_line(e)}") from None
     if not arrays:
         raise PMRFusionError(f"{path}: the archive holds no arrays")
+    not_arrays = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+    if not_arrays:
+        raise PMRFusionError(f"cannot read {path} as .npz: members {not_arrays} are not .npy arrays")
     features = {k[2:]: v for k, v in arrays.items() if k.startswith("x_")}
     if not features:
         raise PMRFusionError(f"{path}: no 'x_<modality>' arrays found (keys: {sorted(arrays)})")
