@@ -13,12 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import pmrfusion
 
 SRC = str(Path(pmrfusion.__file__).resolve().parents[1])
-ARGS = ["bench", "--suite", "paper", "--datasets", "handwritten", "--methods", "concat,late",
+ARGS = ["suite", "paper", "--datasets", "handwritten", "--methods", "concat,late",
         "--seeds", "2", "--epochs", "2", "--protocols", "clean,missing", "--quiet"]  # fmt: skip
 
 
@@ -32,14 +30,15 @@ def _start(out: Path, cwd: Path) -> subprocess.Popen:
 
 def _finish(out: Path, cwd: Path) -> None:
     proc = _start(out, cwd)
-    _, err = proc.communicate(timeout=300)
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # timed out: never leave a process behind
+            proc.kill()
+            proc.wait(timeout=30)
     assert proc.returncode == 0, err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fixed by the records store of issue 9: a truncated finished cell is skipped, not recomputed",
-)
 def test_kill_and_truncate_then_resume_matches_uninterrupted(tmp_path):
     reference = tmp_path / "reference"
     _finish(reference, tmp_path)
@@ -50,6 +49,7 @@ def test_kill_and_truncate_then_resume_matches_uninterrupted(tmp_path):
         time.sleep(rng.uniform(2.0, 6.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
+        proc.stderr.close()
     _finish(faulty, tmp_path)
     # kill -9 alone already holds with the current store
     assert (faulty / "results.json").read_bytes() == (reference / "results.json").read_bytes()
@@ -57,5 +57,5 @@ def test_kill_and_truncate_then_resume_matches_uninterrupted(tmp_path):
     assert cells
     data = cells[0].read_bytes()
     cells[0].write_bytes(data[: len(data) // 2])
-    _finish(faulty, tmp_path)
+    _finish(faulty, tmp_path)  # the truncated cell fails its checksum and is recomputed
     assert (faulty / "results.json").read_bytes() == (reference / "results.json").read_bytes()

@@ -35,7 +35,7 @@ def datasets(draw):
 def test_valid_data_loads_and_nan_is_located(case, data):
     feats, rng, train, test = case
     n = len(next(iter(feats.values())))
-    labels = rng.integers(0, 3, size=n)
+    labels = rng.permutation(np.arange(n) % 3)  # at least 2 classes (n >= 2)
     d = MultimodalData("p", dict(feats), labels, {"train": train, "test": test})
     assert all(x.dtype == np.float32 for x in d.features.values())
     assert set(d.split("train")) | set(d.split("test")) == set(range(n))
@@ -69,6 +69,10 @@ def test_labels_remap_preserves_order_or_refuse(raw):
         with pytest.raises(PMRFusionError, match="negative"):
             MultimodalData("p", feats, y, splits)
         return
+    if len(np.unique(y)) < 2:
+        with pytest.raises(PMRFusionError, match="at least 2 classes"):
+            MultimodalData("p", feats, y, splits)
+        return
     d = MultimodalData("p", feats, y, splits)
     classes = np.unique(y)
     assert d.num_classes == len(classes)
@@ -81,7 +85,7 @@ def test_npz_round_trip(tmp_path_factory, case):
     feats, rng, train, test = case
     n = len(next(iter(feats.values())))
     path = tmp_path_factory.mktemp("npz") / "d.npz"
-    y = rng.integers(0, 2, size=n)
+    y = rng.permutation(np.arange(n) % 2)
     np.savez(path, **{f"x_{m}": x for m, x in feats.items()}, y=y, train_idx=train, test_idx=test)
     d = load_npz(path)
     assert d.dims == {m: x.shape[1] for m, x in feats.items()}
@@ -94,12 +98,14 @@ def _split(feats: dict[str, np.ndarray]) -> TensorSplit:
         {m: torch.from_numpy(x.astype(np.float32)) for m, x in feats.items()},
         torch.zeros(n, dtype=torch.long),
         torch.arange(n),
+        # the scaled zero feature that stands for an absent modality (protocol "missing")
+        {m: torch.full((x.shape[1],), -0.5) for m, x in feats.items()},
     )
 
 
 @settings(max_examples=15, deadline=None)
 @given(datasets(), st.integers(0, 2**31 - 1), st.sampled_from(available_protocols()))
-def test_protocols_deterministic_and_absent_modalities_stay_zero(case, seed, protocol):
+def test_protocols_deterministic_and_absent_modalities_keep_their_fill(case, seed, protocol):
     feats, _, _, _ = case
     test = _split(feats)
     rng = feature_range(test)
@@ -113,5 +119,6 @@ def test_protocols_deterministic_and_absent_modalities_stay_zero(case, seed, pro
             assert torch.equal(a.features[m], b.features[m])
             assert a.features[m].shape == test.features[m].shape
             absent = ~a.present[:, i]
-            # noise never touches an absent modality: its rows stay zero
-            assert torch.all(a.features[m][absent] == 0)
+            # noise never touches an absent modality: its rows stay the absent fill
+            fill = test.absent_fill[m] * (protocol != "missing_mean")  # mean imputation: scaled 0
+            assert torch.all(a.features[m][absent] == fill)
