@@ -90,6 +90,42 @@ def test_bad_options_are_one_line_before_work(tmp_path, capsys, argv, needle):
     assert not out.exists()
 
 
+# Every command: one bad input or two each (paths: {out} = --out, never created; {missing}).
+COMMAND_CASES = [
+    (["eval", "--load", "{missing}", "--protocols", ""], "empty"),
+    (["eval", "--load", "{missing}", "--seed", "-1"], "seed must be"),
+    (["suite", "paper", "--seeds", str(2**40), "--out", "{out}"], "exceed the largest seed"),
+    (["suite", "paper", "--jobs", "0", "--out", "{out}"], "--jobs"),
+    (["suite", "paper", "--methods", "concat", "--set", "n=2", "--out", "{out}"], "no selected method"),
+    (["retrieval", "--objective", "nope", "--out", "{out}"], "objective"),
+    (["retrieval", "--methods", "", "--out", "{out}"], "empty"),
+    (["rcml", "--lr", "tmc", "--out", "{out}"], "method=rate"),
+    (["rcml", "--lr", "nope=0.1", "--out", "{out}"], "not selected"),
+    (["rcml", "--runs", "0", "--out", "{out}"], "runs must be"),
+    (["rcml", "--summarize", "{missing}", "--out", "{out}"], "not found"),
+    (["report", "{missing}"], "not found"),
+    (["analyze-pmr", "gradcos", "--preservation", "nope", "--out", "{out}"], "preservation"),
+    (["analyze-pmr", "cost", "--seeds", "0", "--out", "{out}"], "--seeds"),
+    (["analyze-dynamic", "coherence", "--method", "qmf", "--out", "{out}"], "unknown method"),
+    (["bench-dynamic", "--threads", "0", "--out", "{out}/page.md"], "--threads"),
+    (["bench-pmr-family", "--only", "nope", "--raw", "{out}", "--out", "{out}/page.md"], "--only"),
+    (["speed", "--threads", "0"], "--threads"),
+    (["select-on-validation", "--seeds", "0"], "--seeds"),
+    (["robustness-summary", "{missing}"], "not found"),
+    (["train", "--epochs", "abc"], "Invalid value for '--epochs'"),  # usage errors: one line too
+    (["datasets", "--data-root", "{missing}"], "does not exist"),
+    (["no-such-command"], "No such command"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", COMMAND_CASES)
+def test_every_command_refuses_bad_input_before_work(tmp_path, capsys, argv, needle):
+    out, missing = tmp_path / "out", tmp_path / "missing"
+    code, err = run_main([a.format(out=out, missing=missing) for a in argv], capsys)
+    assert_one_error(code, err, needle)
+    assert not out.exists()
+
+
 def test_output_paths_checked_before_work(tmp_path, capsys):
     a_file = tmp_path / "file"
     a_file.write_text("x")

@@ -68,6 +68,9 @@ def load_or_run(raw: Path, name, fn, log: Callable[[str], None] = print):
     return recs
 
 
+SECTIONS = ("wiki", "cub", "pie")
+
+
 def pmr_family_page(
     seeds: int = 5,
     epochs: int = 60,

@@ -159,17 +159,20 @@ def retrieval_experiment(
     """Retrieval on a two-modality dataset; writes OUT/results.json and OUT/results.md, returns the md."""
     from pmrfusion.data.loaders import load_dataset
     from pmrfusion.methods import method_config
-    from pmrfusion.train.trainer import TrainConfig
+    from pmrfusion.train.trainer import TrainConfig, seed_range
 
     names = list(methods)
     for m in names:
         method_config(m)
     if seeds < 1:
         raise PMRFusionError("--seeds must be >= 1")
-    data = load_dataset(dataset, data_root)
+    seed_list = seed_range(seeds)
+    if objective not in OBJECTIVES:
+        raise PMRFusionError(f"objective must be 'contrastive' or 'joint', got {objective!r}")
     tc = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
+    data = load_dataset(dataset, data_root)
     records = run_retrieval(
-        data, names, list(range(seeds)), tc, objective=objective, with_cca=cca,
+        data, names, seed_list, tc, objective=objective, with_cca=cca,
         on_cell=lambda m, s: log(f"[dim]{m} seed {s} done[/dim]"),
     )  # fmt: skip
     a, b = data.modalities[:2]

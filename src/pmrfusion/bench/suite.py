@@ -41,7 +41,7 @@ from pmrfusion.data.tensors import prepare
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import available_protocols, check_protocol
 from pmrfusion.methods import available_methods, method_config
-from pmrfusion.train.trainer import TrainConfig
+from pmrfusion.train.trainer import TrainConfig, seed_range
 
 SUITE_FORMAT = "pmrfusion-suite-1"
 # Named suites: the classification datasets of shared/data, every method, every protocol.
@@ -123,10 +123,11 @@ def suite_spec(
     n_seeds = base["seeds"] if seeds is None else seeds
     if n_seeds < 1:
         raise PMRFusionError("a suite needs at least 1 seed")
+    seed_list = seed_range(n_seeds)
     return SuiteSpec(
         datasets=list(datasets or base["datasets"]),
         methods=list(methods or sorted(available_methods())),
-        seeds=list(range(n_seeds)),
+        seeds=seed_list,
         **kwargs,
     )
 

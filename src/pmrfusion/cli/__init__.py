@@ -14,6 +14,11 @@ import warnings
 
 import torch
 
+try:  # recent typer vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # older typer: the click package
+    from click.exceptions import ClickException
+
 from pmrfusion.cli.app import app, console, interrupt_note
 from pmrfusion.errors import PMRFusionError
 
@@ -64,10 +69,17 @@ def main() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         try:
-            app()
+            code = app(standalone_mode=False)
         except PMRFusionError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        except ClickException as e:  # bad usage (unknown option, wrong type): also one line
+            message = e.format_message()
+            if message:  # `pmrfusion` alone printed its help and raises with no message
+                ctx = getattr(e, "ctx", None)
+                hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+                print(f"error: {message}{hint}", file=sys.stderr)
+            sys.exit(e.exit_code)
         except (Interrupted, KeyboardInterrupt):
             print(f"interrupted: {interrupt_note()}", file=sys.stderr)
             sys.exit(130)
@@ -76,6 +88,8 @@ def main() -> None:
                 _replay(caught)
             raise
     _replay(caught)
+    if isinstance(code, int) and code:  # typer.Exit(code) from a command
+        sys.exit(code)
 
 
 __all__ = ["Interrupted", "app", "console", "main"]

@@ -25,6 +25,7 @@ from pmrfusion.data.loaders import load_dataset
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import parse_overrides
 from pmrfusion.paths import check_output_dir
+from pmrfusion.train.trainer import seed_range
 
 
 @app.command()
@@ -88,14 +89,12 @@ def bench(
         return
     if datasets_ is not None or jobs != 1:
         raise PMRFusionError("--datasets and --jobs apply to suite runs only: use `pmrfusion suite`")
-    seeds = 3 if seeds is None else seeds
-    if seeds < 1:
-        raise PMRFusionError("--seeds must be >= 1")
+    seed_list = seed_range(3 if seeds is None else seeds)
     method_list = split_list("concat,late,sg-concat" if methods_ is None else methods_)
     spec = RunSpec(
         methods=method_list,
         protocols=split_list("clean,missing,gaussian" if protocols is None else protocols),
-        seeds=list(range(seeds)),
+        seeds=seed_list,
         method_overrides=parse_overrides(method_list, set_ or []),
         train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
     )

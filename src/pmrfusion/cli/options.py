@@ -13,7 +13,10 @@ from pmrfusion.errors import PMRFusionError
 from pmrfusion.train.trainer import TrainConfig
 
 DataRoot = Annotated[
-    Path | None, typer.Option("--data-root", help="folder with cub/, pie/, ... (env PMRFUSION_DATA)")
+    Path | None,
+    typer.Option(
+        "--data-root", help="folder with cub/, pie/, ... (env PMRFUSION_DATA)", exists=True, file_okay=False
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="method option key=value (repeatable), e.g. n=8")

@@ -97,6 +97,18 @@ def check_seed(seed: object) -> int:
     return seed
 
 
+def seed_range(count: object, first: int = 0, what: str = "--seeds") -> list[int]:
+    """Seeds first..first+count-1, checked before any list is made: count >= 1 and every seed in
+    check_seed's range."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise PMRFusionError(f"{what} must be >= 1, got {count!r}")
+    check_seed(first)
+    if first + count - 1 > 2**32 - 1:
+        last = first + count - 1
+        raise PMRFusionError(f"{what} {count}: seeds {first}..{last} exceed the largest seed {2**32 - 1}")
+    return list(range(first, first + count))
+
+
 @dataclass
 class TrainResult:
     best_epoch: int
