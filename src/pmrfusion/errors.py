@@ -3,3 +3,12 @@
 
 class PMRFusionError(ValueError):
     """Bad input (unknown name, missing file, malformed data, wrong shapes)."""
+
+
+def first_line(e: BaseException, with_type: bool = False) -> str:
+    """The first non-empty line of an exception's message (library errors can span many lines),
+    prefixed with `Type: ` when `with_type`; the type name alone when the message is empty."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    return f"{type(e).__name__}: {lines[0]}" if with_type else lines[0]

@@ -12,6 +12,7 @@ from pmrfusion.bench import records as R
 from pmrfusion.bench.report import write_report
 from pmrfusion.bench.suite import SuiteSpec, cell_path, run_suite
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.paths import atomic_write_text
 from pmrfusion.train.trainer import TrainConfig
 
 
@@ -85,7 +86,7 @@ def test_settings_claim_is_locked_and_refuses_other_settings(tmp_path):
 def test_writes_respect_umask(tmp_path):
     old = os.umask(0o027)
     try:
-        R.atomic_write_text(tmp_path / "x.txt", "hi\n")
+        atomic_write_text(tmp_path / "x.txt", "hi\n")  # every results file goes through it
     finally:
         os.umask(old)
     assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o640

@@ -83,7 +83,7 @@ def test_train_save_and_eval_load(tmp_path):
         (["bench", "--methods", "concat,nope"], "unknown method 'nope'"),
         (["bench", "--protocols", "clean,nope"], "unknown protocol 'nope'"),
         (["bench", "--dataset", "missing_file.npz"], "not found"),
-        (["train", "--set", "n=0", "--method", "sg-concat"], "n must be >= 1"),
+        (["train", "--set", "n=0", "--method", "sg-concat"], "option n=0 is out of range"),
         (["eval", "--load", "nope.pt"], "checkpoint not found"),
         (["retrieval", "--dataset", "handwritten"], "needs exactly 2 modalities"),
         (["suite", "nope"], "unknown suite 'nope'"),

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from pmrfusion.bench.records import atomic_write_text
+from pmrfusion.paths import atomic_write_text
 
 
 def write_analysis(

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pmrfusion.bench.records import atomic_write_text, format_mean_std_worst
+from pmrfusion.bench.records import format_mean_std_worst
 from pmrfusion.bench.retrieval import retrieval_table, run_retrieval
 from pmrfusion.bench.runner import RunSpec, run_grid
 from pmrfusion.data.loaders import load_dataset
+from pmrfusion.paths import atomic_write_text
 from pmrfusion.train.trainer import TrainConfig
 
 
@@ -65,6 +66,9 @@ def load_or_run(raw: Path, name, fn, log: Callable[[str], None] = print):
     atomic_write_text(path, json.dumps(recs))
     log(f"{name}: {len(recs)} records in {time.perf_counter() - t0:.0f}s")
     return recs
+
+
+SECTIONS = ("wiki", "cub", "pie")
 
 
 def pmr_family_page(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +29,10 @@ import pmrfusion.eval.rcml_protocol  # noqa: F401  (registers the `rcml` protoco
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.rcml import conflictive_test, minmax_whole, prepare_rcml
 from pmrfusion.data.tensors import TensorSplit
+from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import FusionModel, build_method, method_config
-from pmrfusion.train.trainer import TrainConfig, seed_everything, train
+from pmrfusion.paths import atomic_write_text
+from pmrfusion.train.trainer import TrainConfig, seed_everything, seed_range, train
 
 # RCML Tables 2 and 3 (accuracy %, mean, std), see shared/data/REFERENCE_RESULTS.md.
 PUBLISHED = {
@@ -62,8 +65,31 @@ class RCMLSpec:
     method_overrides: dict[str, dict] = field(default_factory=dict)  # method -> config overrides
     method_lr: dict[str, float] = field(default_factory=dict)  # method -> lr, wins over OFFICIAL_LR
 
+    def __post_init__(self) -> None:
+        """Every setting checked before any data is loaded or trained on."""
+        if isinstance(self.methods, str) or not self.methods:
+            raise PMRFusionError("RCMLSpec.methods must be a non-empty sequence of method names")
+        seed_range(self.runs, what="runs")  # run k is seed k
+        for where in (self.method_lr, self.method_overrides):
+            stray = sorted(set(where) - set(self.methods))
+            if stray:
+                chosen = ", ".join(self.methods)
+                raise PMRFusionError(f"settings for methods {stray} that are not selected ({chosen})")
+        for m in self.methods:
+            method_config(m, **self.method_overrides.get(m, {}))
+            self.train_config(m, 0)
+
     def lr_for(self, method: str) -> float:
         return self.method_lr.get(method, OFFICIAL_LR.get(method, self.lr))
+
+    def train_config(self, method: str, run: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr_for(method),
+            weight_decay=self.weight_decay,
+            seed=run,
+        )
 
 
 @torch.no_grad()
@@ -90,13 +116,7 @@ def run_rcml(
         prepared = prepare_rcml(data, run, scaled)
         conflict = conflictive_test(scaled, data.labels, prepared.test.index.numpy(), data.num_classes, run)
         for method in spec.methods:
-            tc = TrainConfig(
-                epochs=spec.epochs,
-                batch_size=spec.batch_size,
-                lr=spec.lr_for(method),
-                weight_decay=spec.weight_decay,
-                seed=run,
-            )
+            tc = spec.train_config(method, run)
             seed_everything(run)
             model = build_method(
                 method, prepared.dims, prepared.num_classes, **spec.method_overrides.get(method, {})
@@ -178,25 +198,36 @@ def rcml_benchmark(
 
 def read_records(path: str | Path) -> list[dict]:
     """Records written by `rcml_benchmark` (numbers parsed)."""
-    with Path(path).open() as fh:
-        return [
-            {
-                **r,
-                "run": int(r["run"]),
-                "accuracy": float(r["accuracy"]),
-                "uncertainty": float(r["uncertainty"]),
-            }
-            for r in csv.DictReader(fh)
-        ]
+    path = Path(path)
+    if not path.is_file():
+        raise PMRFusionError(f"rcml records file not found: {path}")
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            if not set(RECORD_FIELDS) <= set(reader.fieldnames or []):
+                raise ValueError(f"columns {reader.fieldnames}")
+            return [
+                {
+                    **r,
+                    "run": int(r["run"]),
+                    "accuracy": float(r["accuracy"]),
+                    "uncertainty": float(r["uncertainty"]),
+                }
+                for r in reader
+            ]
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, csv.Error) as e:
+        columns = ", ".join(RECORD_FIELDS)
+        raise PMRFusionError(f"cannot read {path} as rcml records ({columns}): {e}") from None
 
 
 def write_summary(records: list[dict], path: str | Path) -> Path:
     rows = summarize_rcml(records)
     path = Path(path)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["dataset"])
-        writer.writeheader()
-        writer.writerows(rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["dataset"])
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
     return path
 
 

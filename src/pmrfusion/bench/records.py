@@ -7,9 +7,10 @@ This module is the only place that knows
   suite's suite.json + cells/<dataset>__<method>__seed<k>.json (`cell_path`, `store_cell`,
   `read_cell`, `read_cells`, `claim_suite`).
 
-Writes are atomic and durable: a temporary file in the same folder, fsynced, renamed over the
-target, then the folder fsynced; files get the user's umask. Each cell file carries a SHA-256 of
-its payload; a truncated or tampered cell reads as unfinished and is recomputed.
+Writes are atomic and durable (`pmrfusion.paths.atomic_write_text`: a temporary file in the same
+folder, fsynced, renamed over the target, then the folder fsynced; files get the user's umask).
+Each cell file carries a SHA-256 of its payload; a truncated or tampered cell reads as
+unfinished and is recomputed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,44 +33,9 @@ import numpy as np
 
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.regression_metrics import LOWER_IS_BETTER, primary_metric
+from pmrfusion.paths import atomic_write_text
 
 RECORD_KEYS = ("dataset", "method", "protocol", "condition", "present", "seed", "metric", "value")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # some file systems cannot open a folder for fsync
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a fsynced temporary file in the same folder, rename, fsync the folder.
-
-    Never a half-written file at `path`; the file gets mode 0o666 minus the user's umask.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 # ----------------------------------------------------------------------------- the record

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from pmrfusion.bench.records import (
-    atomic_write_text,
     format_mean_std_worst,
     parse_condition,
     read_records,
@@ -27,6 +26,7 @@ from pmrfusion.bench.records import (
     skipped_notes,
 )
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.paths import atomic_write_text
 
 # RCML / ECML (Xu et al., AAAI 2024), Tables 2 and 3: test accuracy in %, mean ± std over 10
 # runs, as copied in shared/data/REFERENCE_RESULTS.md section 1. (normal, conflictive)

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from pmrfusion.bench.records import atomic_write_text, format_mean_std_worst
+from pmrfusion.bench.records import format_mean_std_worst
 from pmrfusion.bench.runner import RunSpec, Task, register_task, run_grid
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.retrieval import cross_modal_metrics
+from pmrfusion.paths import atomic_write_text
 
 OBJECTIVES = ("contrastive", "joint")
 
@@ -158,17 +159,20 @@ def retrieval_experiment(
     """Retrieval on a two-modality dataset; writes OUT/results.json and OUT/results.md, returns the md."""
     from pmrfusion.data.loaders import load_dataset
     from pmrfusion.methods import method_config
-    from pmrfusion.train.trainer import TrainConfig
+    from pmrfusion.train.trainer import TrainConfig, seed_range
 
     names = list(methods)
     for m in names:
         method_config(m)
     if seeds < 1:
         raise PMRFusionError("--seeds must be >= 1")
-    data = load_dataset(dataset, data_root)
+    seed_list = seed_range(seeds)
+    if objective not in OBJECTIVES:
+        raise PMRFusionError(f"objective must be 'contrastive' or 'joint', got {objective!r}")
     tc = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
+    data = load_dataset(dataset, data_root)
     records = run_retrieval(
-        data, names, list(range(seeds)), tc, objective=objective, with_cca=cca,
+        data, names, seed_list, tc, objective=objective, with_cca=cca,
         on_cell=lambda m, s: log(f"[dim]{m} seed {s} done[/dim]"),
     )  # fmt: skip
     a, b = data.modalities[:2]

@@ -28,7 +28,7 @@ from pmrfusion.eval.protocols import check_protocol, conditions
 from pmrfusion.eval.regression_metrics import task_metrics
 from pmrfusion.methods.base import FusionModel, build_method, method_config
 from pmrfusion.tasks import REGRESSION, check_regression_method
-from pmrfusion.train.trainer import TrainConfig, TrainResult, predict, seed_everything, train
+from pmrfusion.train.trainer import TrainConfig, TrainResult, check_seed, predict, seed_everything, train
 
 # (method, dims, num_classes, **options) -> model; the default is `build_method`
 ModelBuilder = Callable[..., FusionModel]
@@ -84,8 +84,8 @@ class RunSpec:
             raise PMRFusionError("RunSpec.methods and .protocols are sequences of names, not one string")
         if not 0.0 < self.val_fraction < 1.0:
             raise PMRFusionError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if any(not isinstance(s, int) or s < 0 for s in self.seeds):
-            raise PMRFusionError(f"seeds must be non-negative integers, got {list(self.seeds)}")
+        for s in self.seeds:
+            check_seed(s)
         get_task(self.task)
 
     def check(self) -> None:

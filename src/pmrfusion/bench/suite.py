@@ -20,11 +20,13 @@ not depend on `jobs`.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import multiprocessing
+import signal
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from pmrfusion.data.tensors import prepare
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import available_protocols, check_protocol
 from pmrfusion.methods import available_methods, method_config
-from pmrfusion.train.trainer import TrainConfig
+from pmrfusion.train.trainer import TrainConfig, seed_range
 
 SUITE_FORMAT = "pmrfusion-suite-1"
 # Named suites: the classification datasets of shared/data, every method, every protocol.
@@ -121,10 +123,11 @@ def suite_spec(
     n_seeds = base["seeds"] if seeds is None else seeds
     if n_seeds < 1:
         raise PMRFusionError("a suite needs at least 1 seed")
+    seed_list = seed_range(n_seeds)
     return SuiteSpec(
         datasets=list(datasets or base["datasets"]),
         methods=list(methods or sorted(available_methods())),
-        seeds=list(range(n_seeds)),
+        seeds=seed_list,
         **kwargs,
     )
 
@@ -194,6 +197,22 @@ def _last_frame(e: BaseException) -> str:
 
 def _init_worker() -> None:
     torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Worker processes started inside have SIGINT blocked from their first instruction (a
+    signal mask survives fork and exec): Ctrl-C reaches the whole process group, and the parent
+    alone stops the workers and says what was kept. A Ctrl-C meanwhile reaches the parent when
+    the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # ----------------------------------------------------------------------------- the folder
@@ -269,7 +288,8 @@ def run_suite(
         ctx = multiprocessing.get_context("spawn")
         pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
         try:
-            futures = {pool.submit(run_cell, cell, spec): cell for cell in todo}
+            with _workers_ignore_ctrl_c():  # the pool spawns its workers on submit
+                futures = {pool.submit(run_cell, cell, spec): cell for cell in todo}
             for fut in cf.as_completed(futures):
                 cell = futures[fut]
                 payload = fut.result()
@@ -278,7 +298,10 @@ def run_suite(
                 if on_cell is not None:
                     on_cell(cell, payload, done, total)
         except BaseException:
+            workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
             pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:
+                proc.terminate()  # a cell in flight is lost; the stored ones are whole
             raise
         pool.shutdown(wait=True)
     header = (

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from pmrfusion.cli.app import app
+from pmrfusion.cli.options import DataRoot
 
 KINDS = ("weights", "coherence")
 IID_METHODS = ("iid-l", "iid-q", "iid-p")
@@ -30,7 +31,7 @@ def analyze_dynamic(
         int | None, typer.Option(help="max training epochs (default: TrainConfig's, with early stopping)")
     ] = None,
     method: Annotated[str, typer.Option(help="coherence: iid-l | iid-q | iid-p")] = "iid-q",
-    data_root: Annotated[Path | None, typer.Option("--data-root")] = None,
+    data_root: DataRoot = None,
 ) -> None:
     """Fusion weight vs loss correlation (QMF Table 3) or IID coherence + ablation (IID Fig. 4)."""
     import torch
@@ -38,11 +39,15 @@ def analyze_dynamic(
 
     from pmrfusion.data.loaders import load_dataset
     from pmrfusion.errors import PMRFusionError
+    from pmrfusion.paths import check_output_dir
+    from pmrfusion.train.trainer import seed_range
 
+    check_output_dir(out, "--out")
     if kind not in KINDS:
         raise PMRFusionError(f"unknown analysis '{kind}': use one of {', '.join(KINDS)}")
     if seeds < 1 or (epochs is not None and epochs < 1):
         raise PMRFusionError("--seeds and --epochs must be >= 1")
+    seed_range(seeds)
     if kind == "coherence" and method not in IID_METHODS:
         raise PMRFusionError(
             f"unknown method '{method}' for coherence: use one of {', '.join(IID_METHODS)}"

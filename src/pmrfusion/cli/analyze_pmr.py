@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pmrfusion.cli.app import app
+from pmrfusion.cli.options import DataRoot
 
 KINDS = ("gradcos", "sensitivity", "ablation", "cost")
 
@@ -21,27 +22,31 @@ def analyze_pmr(
     seeds: Annotated[int, typer.Option(help="number of seeds (0..seeds-1)")] = 1,
     epochs: int = 30,
     preservation: Annotated[str, typer.Option(help="gradcos: strict | relaxed")] = "strict",
-    data_root: Annotated[Path | None, typer.Option("--data-root")] = None,
+    data_root: DataRoot = None,
 ) -> None:
     """Gradient cosine (Fig. 4), n x b sensitivity (Fig. 3), ablation (Table 7), cost (Table 2)."""
     import torch
     from rich.console import Console
 
     from pmrfusion.analysis import pmr_analyses as A
-    from pmrfusion.bench.records import atomic_write_text
     from pmrfusion.data.loaders import load_dataset
     from pmrfusion.errors import PMRFusionError
-    from pmrfusion.train.trainer import TrainConfig
+    from pmrfusion.objectives.preservation import PRESERVATIONS
+    from pmrfusion.paths import atomic_write_text, check_output_dir
+    from pmrfusion.train.trainer import TrainConfig, seed_range
 
+    check_output_dir(out, "--out")
     if kind not in KINDS:
         raise PMRFusionError(f"unknown analysis '{kind}': use one of {', '.join(KINDS)}")
     if seeds < 1 or epochs < 1:
         raise PMRFusionError("--seeds and --epochs must be >= 1")
+    ss = seed_range(seeds)
+    if preservation not in PRESERVATIONS:
+        raise PMRFusionError(f"unknown preservation '{preservation}': use 'strict' or 'relaxed'")
     torch.set_num_threads(1)
     data = load_dataset(dataset, data_root)
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{kind}.png"
-    ss = list(range(seeds))
     tc = TrainConfig(epochs=epochs, patience=max(5, epochs // 4))
     if kind == "gradcos":
         recs, md = A.gradient_cosine(data, epochs, ss, preservation, png=png)

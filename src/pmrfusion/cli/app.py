@@ -7,3 +7,15 @@ from rich.console import Console
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
 console = Console()
+
+# What Ctrl-C leaves behind, said in the one `interrupted:` line; a command whose interrupted
+# run keeps partial results (a suite's finished cells) says so with `on_interrupt`.
+_KEPT = ["nothing was half-written (every file is written whole, then renamed into place)"]
+
+
+def on_interrupt(note: str) -> None:
+    _KEPT[0] = note
+
+
+def interrupt_note() -> str:
+    return _KEPT[0]

@@ -17,14 +17,15 @@ from pmrfusion.cli.options import (
     ModalityDropout,
     Quiet,
     SetOpt,
-    parse_sets,
     split_list,
     train_config,
 )
 from pmrfusion.cli.summary import print_summary
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods import method_config
+from pmrfusion.methods.base import parse_overrides
+from pmrfusion.paths import check_output_dir
+from pmrfusion.train.trainer import seed_range
 
 
 @app.command()
@@ -69,11 +70,13 @@ def bench(
     The whole benchmark suite is `pmrfusion suite`, retrieval is `pmrfusion retrieval`
     (`--suite` and `--task retrieval` here are deprecated aliases of those commands).
     """
+    check_output_dir(out, "--out")
     if task == "retrieval":
         from pmrfusion.bench.retrieval import retrieval_experiment
 
+        names = split_list("cmmp,rg-cmmp,sg-cmmp" if methods_ is None else methods_)
         retrieval_experiment(
-            dataset, split_list(methods_ or "cmmp,rg-cmmp,sg-cmmp"), seeds or 5, out,
+            dataset, names, 5 if seeds is None else seeds, out,
             epochs=epochs, lr=lr, data_root=data_root, log=console.print,
         )  # fmt: skip
         return
@@ -89,20 +92,16 @@ def bench(
         return
     if datasets_ is not None or jobs != 1:
         raise PMRFusionError("--datasets and --jobs apply to suite runs only: use `pmrfusion suite`")
-    seeds = 3 if seeds is None else seeds
-    if seeds < 1:
-        raise PMRFusionError("--seeds must be >= 1")
-    if first_seed < 0:
-        raise PMRFusionError("--first-seed must be >= 0")
+    seed_list = seed_range(3 if seeds is None else seeds, first_seed)
+    method_list = split_list("concat,late,sg-concat" if methods_ is None else methods_)
     spec = RunSpec(
-        methods=split_list(methods_ or "concat,late,sg-concat"),
-        protocols=split_list(protocols or "clean,missing,gaussian"),
-        seeds=list(range(first_seed, first_seed + seeds)),
-        method_overrides=parse_sets(set_),
+        methods=method_list,
+        protocols=split_list("clean,missing,gaussian" if protocols is None else protocols),
+        seeds=seed_list,
+        method_overrides=parse_overrides(method_list, set_ or []),
         train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
     )
-    for m in spec.methods:
-        method_config(m)
+    spec.check()
     data = load_dataset(dataset, data_root)
     from pmrfusion.train.end_to_end import encoder_config_for
 

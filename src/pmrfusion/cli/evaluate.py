@@ -13,9 +13,9 @@ from pmrfusion.cli.options import DataRoot, split_list
 from pmrfusion.cli.summary import print_summary
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import prepare, to_split
-from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import check_protocol
-from pmrfusion.train.checkpoint import load_checkpoint
+from pmrfusion.train.checkpoint import check_data_matches, load_checkpoint
+from pmrfusion.train.trainer import check_seed
 
 
 @app.command("eval")
@@ -30,12 +30,10 @@ def eval_cmd(
     protos = split_list(protocols)
     for p in protos:
         check_protocol(p)
+    check_seed(seed)
     model, meta, scaler = load_checkpoint(load)
     data = load_dataset(dataset or meta["dataset"], data_root)
-    if data.dims != meta["dims"]:
-        raise PMRFusionError(f"dataset dims {data.dims} do not match the checkpoint's {meta['dims']}")
-    if set(scaler.mean) != set(data.modalities):
-        raise PMRFusionError(f"dataset modalities {data.modalities} do not match the checkpoint's")
+    check_data_matches(meta, data.modalities, data.dims, data.num_classes)
     prepared = prepare(data, seed=seed)
     # scale with the checkpoint's statistics; train min/max (salt_pepper, conflict) come from
     # the training rows of this seed's split, scaled the same way

@@ -1,10 +1,11 @@
-"""Option types and parsers shared by the commands (parse and report only; configs validate)."""
+"""Option types and parsers shared by the commands (parse and report only; configs validate).
+
+`--set key=value` items are parsed by `pmrfusion.methods.base.parse_overrides`."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -12,7 +13,10 @@ from pmrfusion.errors import PMRFusionError
 from pmrfusion.train.trainer import TrainConfig
 
 DataRoot = Annotated[
-    Path | None, typer.Option("--data-root", help="folder with cub/, pie/, ... (env PMRFUSION_DATA)")
+    Path | None,
+    typer.Option(
+        "--data-root", help="folder with cub/, pie/, ... (env PMRFUSION_DATA)", exists=True, file_okay=False
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="method option key=value (repeatable), e.g. n=8")
@@ -30,22 +34,12 @@ ModalityDropout = Annotated[
 Quiet = Annotated[bool, typer.Option(help="no progress bar")]
 
 
-def parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """`--set key=value` items as a dict; values parsed as Python literals where they are."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise PMRFusionError(f"--set expects key=value, got '{item}'")
-        key, raw = item.split("=", 1)
-        try:
-            out[key.strip()] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = raw
-    return out
-
-
 def split_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    """'a, b,c' -> ['a', 'b', 'c']; an empty list (e.g. `--methods ""`) is an error."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise PMRFusionError(f"empty comma-separated list: {text!r}")
+    return items
 
 
 def train_config(
@@ -56,12 +50,7 @@ def train_config(
     label_noise: float = 0.0,
     modality_dropout: float = 0.0,
 ) -> TrainConfig:
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise PMRFusionError("epochs and batch size must be >= 1 and lr > 0")
-    if not 0.0 <= label_noise <= 1.0:
-        raise PMRFusionError(f"--label-noise must be in [0, 1], got {label_noise}")
-    if not 0.0 <= modality_dropout < 1.0:
-        raise PMRFusionError(f"--modality-dropout must be in [0, 1), got {modality_dropout}")
+    """TrainConfig checks its own fields (one error line for the first bad one)."""
     return TrainConfig(
         epochs=epochs,
         lr=lr,

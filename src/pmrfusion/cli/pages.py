@@ -9,9 +9,11 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.cli.app import app
+from pmrfusion.cli.app import app, on_interrupt
 from pmrfusion.cli.options import split_list
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.paths import check_output_dir, check_output_file
+from pmrfusion.train.trainer import seed_range
 
 
 def _err(line: str) -> None:
@@ -20,7 +22,7 @@ def _err(line: str) -> None:
 
 def _write(out: Path | None, text: str) -> None:
     if out is not None:
-        from pmrfusion.bench.records import atomic_write_text
+        from pmrfusion.paths import atomic_write_text
 
         atomic_write_text(out, text)
 
@@ -28,6 +30,17 @@ def _write(out: Path | None, text: str) -> None:
 def _check_seeds(seeds: int) -> None:
     if seeds < 1:
         raise PMRFusionError("--seeds must be >= 1")
+    seed_range(seeds)
+
+
+def _check_threads(threads: int) -> None:
+    if threads < 1:
+        raise PMRFusionError(f"--threads must be >= 1, got {threads}")
+
+
+def _check_out(out: Path | None) -> None:
+    if out is not None:
+        check_output_file(out, "--out")
 
 
 @app.command("bench-dynamic")
@@ -43,6 +56,8 @@ def bench_dynamic(
     from pmrfusion.analysis.dynamic_benchmark import dynamic_benchmark
 
     _check_seeds(seeds)
+    _check_threads(threads)
+    _check_out(out)
     text = dynamic_benchmark(split_list(datasets), seeds, threads, log=_err)
     print(text)
     _write(out, text)
@@ -60,9 +75,17 @@ def bench_pmr_family(
     ),
 ) -> None:
     """Small PMR-family benchmark: Wikipedia retrieval vs CCA, CUB keep-one, PIE 7-subset table."""
+    from pmrfusion.analysis.pmr_family import SECTIONS as PMR_FAMILY_SECTIONS
     from pmrfusion.analysis.pmr_family import pmr_family_page
 
     _check_seeds(seeds)
+    sections = split_list(only)
+    unknown = sorted(set(sections) - set(PMR_FAMILY_SECTIONS))
+    if unknown:
+        raise PMRFusionError(f"unknown --only section(s) {unknown}: use {', '.join(PMR_FAMILY_SECTIONS)}")
+    _check_out(out)
+    check_output_dir(raw, "--raw")
+    on_interrupt(f"finished sections' raw records are kept in {raw}/ (a rerun reuses them)")
     text = pmr_family_page(seeds, epochs, patience, only, raw, log=_err)
     print(text, end="")
     _write(out, text)
@@ -77,7 +100,9 @@ def speed(
     """Training throughput, inference latency, and PMR's FLOP/s vs the matmul roofline (markdown)."""
     from pmrfusion.analysis.speed import speed_tables
 
-    speed_tables(split_list(methods), dataset, threads)
+    names = split_list(methods)
+    _check_threads(threads)
+    speed_tables(names, dataset, threads)
 
 
 @app.command("robustness-summary")

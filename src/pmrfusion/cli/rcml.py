@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.cli.app import app, console
+from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import DataRoot, split_list
+from pmrfusion.errors import PMRFusionError
+from pmrfusion.paths import check_output_dir
 
 
 @app.command("rcml")
@@ -32,12 +34,28 @@ def rcml_cmd(
         write_summary,
     )
 
+    check_output_dir(out, "--out")
     if summarize is not None:
         records = read_records(summarize)
         console.print(str(write_summary(records, out / "summary.csv")))
         console.print(summary_markdown(summarize_rcml(records)))
         return
-    lrs = {k: float(v) for k, v in (item.split("=", 1) for item in split_list(lr or ""))}
-    spec = RCMLSpec(split_list(methods), runs=runs, epochs=epochs, method_lr=lrs)
-    path = rcml_benchmark(split_list(datasets), spec, str(out), str(data_root) if data_root else None)
+    spec = RCMLSpec(split_list(methods), runs=runs, epochs=epochs, method_lr=_method_lrs(lr))
+    names = split_list(datasets)
+    on_interrupt(f"records of the finished runs are in {out}/records.csv (a rerun starts over)")
+    path = rcml_benchmark(names, spec, str(out), str(data_root) if data_root else None)
     console.print(f"summary written to {path}")
+
+
+def _method_lrs(text: str | None) -> dict[str, float]:
+    """`--lr tmc=0.003,ecml=0.001` -> {"tmc": 0.003, "ecml": 0.001} (ranges: TrainConfig)."""
+    out: dict[str, float] = {}
+    for item in [] if text is None else split_list(text):
+        method, sep, value = (s.strip() for s in item.partition("="))
+        try:
+            out[method] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not method:
+            raise PMRFusionError(f"--lr expects method=rate items, e.g. tmc=0.003, got '{item}'")
+    return out

@@ -25,9 +25,16 @@ def report(
     ] = None,
 ) -> None:
     """Write DIR/report.md with PNG figures from DIR's records."""
-    from pmrfusion.bench.records import atomic_write_text
     from pmrfusion.bench.report import demote_headings, relink, write_report
+    from pmrfusion.paths import atomic_write_text, check_output_dir, check_output_file
 
+    if not directory.is_dir():
+        raise PMRFusionError(f"results folder not found: {directory}")
+    check_output_dir(directory, "DIRECTORY")
+    if benchmarks is not None:
+        check_output_file(benchmarks, "--benchmarks")
+    elif append:
+        raise PMRFusionError("--append needs --benchmarks (the page it is appended to)")
     for extra in append or []:
         if not extra.is_file():
             raise PMRFusionError(f"file to append not found: {extra}")

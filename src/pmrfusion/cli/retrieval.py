@@ -9,6 +9,7 @@ import typer
 
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import DataRoot, split_list
+from pmrfusion.paths import check_output_dir
 
 
 @app.command("retrieval")
@@ -31,6 +32,7 @@ def retrieval(
     """Train with the contrastive objective, retrieve on test embeddings; CCA side by side."""
     from pmrfusion.bench.retrieval import retrieval_experiment
 
+    check_output_dir(out, "--out")
     retrieval_experiment(
         dataset, split_list(methods), seeds, out, objective, epochs, lr, batch_size, cca, data_root,
         log=console.print,

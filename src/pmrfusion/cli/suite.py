@@ -8,20 +8,21 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.cli.app import app, console
+from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import (
     DataRoot,
     LabelNoise,
     ModalityDropout,
     Quiet,
     SetOpt,
-    parse_sets,
     split_list,
     train_config,
 )
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import check_protocol
 from pmrfusion.methods import method_config
+from pmrfusion.methods.base import parse_overrides
+from pmrfusion.paths import check_output_dir
 from pmrfusion.train.trainer import TrainConfig
 
 
@@ -71,21 +72,26 @@ def run_suite_command(
 ) -> None:
     from pmrfusion.bench.suite import available, default_protocols, run_suite, suite_spec
 
-    protos = split_list(protocols) if protocols else default_protocols()
+    check_output_dir(out, "--out")
+    on_interrupt(
+        f"every finished cell is kept in {out}/cells/ (rerun the same command to resume); "
+        "nothing was half-written"
+    )
+    protos = default_protocols() if protocols is None else split_list(protocols)
     for p in protos:
         check_protocol(p)
     spec = suite_spec(
         suite,
-        split_list(datasets_) if datasets_ else None,
-        split_list(methods_) if methods_ else None,
+        None if datasets_ is None else split_list(datasets_),
+        None if methods_ is None else split_list(methods_),
         seeds,
         protocols=protos,
-        method_overrides=parse_sets(set_),
         train=tc,
         data_root=str(data_root) if data_root is not None else None,
     )
     for m in spec.methods:
         method_config(m)
+    spec.method_overrides = parse_overrides(spec.methods, set_ or [])
     spec.datasets, notes = available(spec.datasets, spec.data_root)
     for note in notes:
         console.print(f"[yellow]note: {note}[/yellow]")

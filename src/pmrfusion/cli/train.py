@@ -15,7 +15,6 @@ from pmrfusion.cli.options import (
     ModalityDropout,
     Quiet,
     SetOpt,
-    parse_sets,
     train_config,
 )
 from pmrfusion.data.dataset import MultimodalData
@@ -23,8 +22,11 @@ from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import prepare
 from pmrfusion.eval.regression_metrics import primary_metric
 from pmrfusion.methods import method_config
+from pmrfusion.methods.base import parse_overrides
+from pmrfusion.paths import check_output_file
 from pmrfusion.train import distributed
 from pmrfusion.train.checkpoint import save_checkpoint
+from pmrfusion.train.trainer import check_seed
 
 
 @app.command("train")
@@ -47,8 +49,11 @@ def train_cmd(
     Under `torchrun --nproc_per_node N -m pmrfusion train ...` it trains with
     DistributedDataParallel (--batch-size is the global batch); rank 0 logs and saves.
     """
-    overrides = parse_sets(set_)
+    overrides = parse_overrides([method], set_ or [])
     method_config(method, **overrides)
+    check_seed(seed)
+    if save is not None:
+        check_output_file(save, "--save")
     tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout)
     data = load_dataset(dataset, data_root)
     if not isinstance(data, MultimodalData):  # raw data: encoders + method, end-to-end

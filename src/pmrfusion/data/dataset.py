@@ -7,8 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pmrfusion.data.splits import carve_validation
+from pmrfusion.data.validation import (
+    check_disjoint_splits,
+    check_features,
+    check_labels,
+    check_modality_name,
+    check_split_indices,
+)
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.tasks import CLASSIFICATION, REGRESSION, check_task, detect_task
+from pmrfusion.tasks import REGRESSION, check_task, detect_task
 
 
 @dataclass
@@ -35,25 +42,20 @@ class MultimodalData:
             raise PMRFusionError(
                 f"dataset '{self.name}': need at least 2 modalities, got {len(self.features)}"
             )
-        labels = np.asarray(self.labels)
-        if labels.ndim != 1:
-            labels = labels.reshape(-1)
+        if not isinstance(self.name, str):
+            raise PMRFusionError(f"dataset name must be a string, got {self.name!r}")
+        labels = np.asarray(self.labels).reshape(-1)
         self.task = check_task(self.task or detect_task(labels))
-        if self.task == REGRESSION:
-            if not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels)):
-                raise PMRFusionError(f"dataset '{self.name}': regression labels must be finite numbers")
-            self.labels = labels.astype(np.float32)
-            self.num_classes = 1
-        elif not np.issubdtype(labels.dtype, np.integer) and (
-            not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels))
-        ):
-            raise PMRFusionError(f"dataset '{self.name}': labels must be integers")
-        else:
-            self.labels = labels.astype(np.int64)
+        labels, self.num_classes, label_notes = check_labels(self.name, labels, self.num_classes, self.task)
+        self.notes = list(self.notes) + [n for n in label_notes if n not in self.notes]
+        self.labels = labels
         n = len(self.labels)
+        if n == 0:
+            raise PMRFusionError(f"dataset '{self.name}' has no samples")
         clean: dict[str, np.ndarray] = {}
         for mod, x in self.features.items():
-            x = np.asarray(x)
+            check_modality_name(self.name, mod)
+            x = check_features(self.name, mod, x)
             if x.ndim == 1:
                 x = x[:, None]
             if x.ndim != 2:
@@ -76,24 +78,9 @@ class MultimodalData:
                 )
             clean[mod] = x
         self.features = clean
-        if self.task == CLASSIFICATION and self.num_classes < 0:
-            self.num_classes = int(self.labels.max()) + 1 if n else 0
-        out_of_range = n and (self.labels.min() < 0 or self.labels.max() >= self.num_classes)
-        if self.task == CLASSIFICATION and out_of_range:
-            raise PMRFusionError(
-                f"dataset '{self.name}': labels out of range: found "
-                f"{self.labels.min()}..{self.labels.max()}, expected 0..{self.num_classes - 1}"
-            )
         for split, idx in list(self.splits.items()):
-            idx = np.asarray(idx).reshape(-1)
-            if idx.size and (not np.issubdtype(idx.dtype, np.integer)):
-                raise PMRFusionError(f"dataset '{self.name}': split '{split}' must hold integers")
-            idx = idx.astype(np.int64)
-            if idx.size and (idx.min() < 0 or idx.max() >= n):
-                raise PMRFusionError(
-                    f"dataset '{self.name}': split '{split}' has row indices outside 0..{n - 1}"
-                )
-            self.splits[split] = idx
+            self.splits[split] = check_split_indices(self.name, split, idx, n)
+        check_disjoint_splits(self.name, self.splits)
 
     @property
     def modalities(self) -> list[str]:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from pmrfusion.data.dataset import MultimodalData
-from pmrfusion.data.splits import stratified_split
-from pmrfusion.errors import PMRFusionError
+from pmrfusion.data.splits import split_strata, stratified_split
+from pmrfusion.data.validation import MODALITY_NAME, check_features, check_num_classes, one_based_splits
+from pmrfusion.errors import PMRFusionError, first_line
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 DATA_ENV = "PMRFUSION_DATA"
@@ -49,11 +50,18 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
     Without split indices, a stratified 80/20 train/test split (seeded) is made and noted.
     """
     path = _require(Path(path), "dataset file")
+    if not zipfile.is_zipfile(path):
+        raise PMRFusionError(f"cannot read {path} as .npz: not a zip archive of .npy arrays")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise PMRFusionError(f"cannot read {path} as .npz: {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise PMRFusionError(f"cannot read {path} as .npz: {first_line(e)}") from None
+    if not arrays:
+        raise PMRFusionError(f"{path}: the archive holds no arrays")
+    not_arrays = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+    if not_arrays:
+        raise PMRFusionError(f"cannot read {path} as .npz: members {not_arrays} are not .npy arrays")
     features = {k[2:]: v for k, v in arrays.items() if k.startswith("x_")}
     if not features:
         raise PMRFusionError(f"{path}: no 'x_<modality>' arrays found (keys: {sorted(arrays)})")
@@ -63,11 +71,11 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
     splits = {s: arrays[f"{s}_idx"] for s in ("train", "val", "test") if f"{s}_idx" in arrays}
     notes = []
     if "train" not in splits and "test" not in splits:
-        splits = stratified_split(labels, 0.2, split_seed)
+        splits = stratified_split(split_strata(labels), 0.2, split_seed)
         notes.append(f"no split in file: stratified 80/20 split made with seed {split_seed}")
     elif "train" not in splits or "test" not in splits:
         raise PMRFusionError(f"{path}: give both 'train_idx' and 'test_idx' (or neither)")
-    num_classes = int(arrays["num_classes"]) if "num_classes" in arrays else -1
+    num_classes = check_num_classes(str(path), arrays["num_classes"]) if "num_classes" in arrays else -1
     return MultimodalData(name or path.stem, features, labels, splits, num_classes, notes)
 
 
@@ -107,7 +115,7 @@ def _mat_labels(m: dict, path: Path) -> np.ndarray:
 def _view_names(m: dict, count: int) -> list[str]:
     if "feas" in m and m["feas"].dtype == object and m["feas"].size == count:
         names = [str(np.asarray(c).reshape(-1)[0]) for c in m["feas"].reshape(-1)]
-        if len(set(names)) == count:
+        if len(set(names)) == count and all(MODALITY_NAME.match(nm) for nm in names):
             return names
     return [f"view{i}" for i in range(count)]
 
@@ -138,7 +146,7 @@ def load_mat(
             notes.append(f"view {i} stored (d, n): transposed")
         elif v.shape[0] != n:
             raise PMRFusionError(f"{path}: view {i} has shape {v.shape}, neither side matches {n} labels")
-        views.append(v.astype(np.float32))
+        views.append(check_features(str(path), f"view{i}", v).astype(np.float32))
     labels, base_note = _zero_based(labels)
     if base_note:
         notes.append(base_note)
@@ -146,15 +154,19 @@ def load_mat(
     splits = {}
     if "train_idx" in m and "test_idx" in m:
         splits = {"train": m["train_idx"].reshape(-1), "test": m["test_idx"].reshape(-1)}
+        if one_based_splits(splits, n):
+            splits = {k: np.asarray(v).astype(np.int64) - 1 for k, v in splits.items()}
+            notes.append("split indices are 1-based (MATLAB): shifted to 0-based")
     else:
-        splits = stratified_split(labels, 0.2, split_seed)
+        splits = stratified_split(split_strata(labels), 0.2, split_seed)
         notes.append(f"no split in file: stratified 80/20 split made with seed {split_seed}")
     return MultimodalData(name or path.stem, dict(zip(names, views)), labels, splits, notes=notes)
 
 
 def _zero_based(labels: np.ndarray) -> tuple[np.ndarray, str | None]:
     labels = np.asarray(labels)
-    if labels.size and np.all(np.isfinite(labels)) and labels.min() == 1:
+    integral = labels.dtype.kind in "iuf" and labels.size and np.all(np.isfinite(labels))
+    if integral and np.all(labels == np.round(labels)) and labels.min() == 1:
         return labels.astype(np.int64) - 1, "labels are 1-based: shifted to 0-based"
     return labels, None
 

@@ -24,6 +24,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from pmrfusion.data.splits import carve_validation
+from pmrfusion.data.validation import (
+    check_disjoint_splits,
+    check_labels,
+    check_modality_name,
+    check_split_indices,
+)
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.types import Batch
 
@@ -92,10 +98,15 @@ class RawMultimodalData:
         bad = {m: k for m, k in self.kinds.items() if k not in KINDS}
         if bad:
             raise PMRFusionError(f"dataset '{self.name}': unknown modality kinds {bad}; use {KINDS}")
-        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
-        if self.num_classes < 0:
-            self.num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
-        self.splits = {k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in self.splits.items()}
+        for m in self.kinds:
+            check_modality_name(self.name, m)
+        self.labels, self.num_classes, label_notes = check_labels(self.name, self.labels, self.num_classes)
+        self.notes = list(self.notes) + [n for n in label_notes if n not in self.notes]
+        n = len(self.labels)
+        if n == 0:
+            raise PMRFusionError(f"dataset '{self.name}' has no samples")
+        self.splits = {k: check_split_indices(self.name, k, v, n) for k, v in self.splits.items()}
+        check_disjoint_splits(self.name, self.splits)
 
     @property
     def modalities(self) -> list[str]:

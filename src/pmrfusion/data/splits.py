@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from pmrfusion.tasks import REGRESSION, detect_task
+
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
     """Seeded per-class train/test split of row indices (at least one test row per class of > 1 rows)."""
     rng = np.random.default_rng(seed)
+    if np.asarray(labels).size == 0:
+        return {"train": np.zeros(0, np.int64), "test": np.zeros(0, np.int64)}
     train, test = [], []
     for c in np.unique(labels):
         rows = np.flatnonzero(labels == c)
@@ -16,6 +20,12 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> dic
         test.append(rows[:k])
         train.append(rows[k:])
     return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
+
+
+def split_strata(labels: np.ndarray) -> np.ndarray:
+    """What to stratify on: the labels, or one stratum (a random split) for regression targets."""
+    labels = np.asarray(labels).reshape(-1)
+    return np.zeros(len(labels), np.int64) if detect_task(labels) == REGRESSION else labels
 
 
 def carve_validation(
@@ -34,4 +44,4 @@ def carve_validation(
     return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(val_parts))
 
 
-__all__ = ["carve_validation", "stratified_split"]
+__all__ = ["carve_validation", "split_strata", "stratified_split"]

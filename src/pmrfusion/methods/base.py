@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-from collections.abc import Callable
+import math
+import os
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -80,35 +85,250 @@ def available_methods() -> dict[str, MethodSpec]:
     return dict(_REGISTRY)
 
 
-def method_config(name: str, **config: Any):
-    """The typed config of method `name`, with overrides checked against its fields."""
+# Allowed ranges of method options, by option name: (low, high, low inclusive, high inclusive).
+# A config field may override its entry with `field(metadata={"range": (...)})`; a config class
+# may add its own checks in a `validate(self)` method (raise PMRFusionError).
+WIDTH = {"range": (1, math.inf, True, True)}  # metadata of a `hidden` that is a layer width
+OPTION_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "dropout": (0.0, 1.0, True, False),
+    "n": (1, math.inf, True, True),
+    "b": (0.0, 1.0, False, False),
+    "hidden": (0, math.inf, True, True),  # 0: a linear head (MLPHead); layer widths say >= 1
+    "proj_hidden": (0, math.inf, True, True),
+    "confid_hidden": (1, math.inf, True, True),
+    "embed_dim": (1, math.inf, True, True),
+    "token_dim": (1, math.inf, True, True),
+    "tokens_per_modality": (1, math.inf, True, True),
+    "num_latents": (1, math.inf, True, True),
+    "d1": (1, math.inf, True, True),
+    "rip_dim": (1, math.inf, True, True),
+    "proj_dim": (1, math.inf, True, True),
+    "history_size": (0, math.inf, True, True),
+    "lam": (0.0, math.inf, True, False),
+    "temperature": (0.0, math.inf, False, False),
+    "width_ratio": (0.0, math.inf, True, False),
+    "contrast_weight": (0.0, math.inf, True, False),
+    "tcp_weight": (0.0, math.inf, True, False),
+    "blur": (0.0, math.inf, False, False),
+    "attn_dropout": (0.0, 1.0, True, False),
+    "depth": (1, math.inf, True, True),
+    "heads": (1, math.inf, True, True),
+    "num_bottlenecks": (1, math.inf, True, True),
+    "num_experts": (1, math.inf, True, True),
+    "top_k": (1, math.inf, True, True),
+    "num_shared_experts": (0, math.inf, True, True),
+    "expert_hidden": (0, math.inf, True, True),
+    "balance_weight": (0.0, math.inf, True, False),
+    "cmd_moments": (1, math.inf, True, True),
+    "annealing_step": (0, math.inf, True, True),
+    "gamma": (0.0, math.inf, True, False),
+    "rank_lam": (0.0, math.inf, True, False),
+    "unimodal_weight": (0.0, math.inf, True, False),
+    "sim_weight": (0.0, math.inf, True, False),
+    "diff_weight": (0.0, math.inf, True, False),
+    "recon_weight": (0.0, math.inf, True, False),
+    "align_weight": (0.0, math.inf, True, False),
+    "distinct_weight": (0.0, math.inf, True, False),
+    "pred_views_weight": (0.0, math.inf, True, False),
+    "pred_shared_weight": (0.0, math.inf, True, False),
+}
+
+
+def _range_text(lo: float, hi: float, lo_in: bool, hi_in: bool) -> str:
+    return f"{'[' if lo_in else '('}{lo}, {'inf' if hi == math.inf else hi}{']' if hi_in else ')'}"
+
+
+def _option_types(cls: type) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable annotations: fall back to the defaults' types
+        hints = {}
+    out = {}
+    for f in dataclasses.fields(cls):
+        t = hints.get(f.name)
+        if t not in (bool, int, float, str) and f.default is not dataclasses.MISSING:
+            t = type(f.default)
+        out[f.name] = t
+    return out
+
+
+def check_option(method: str, key: str, value: Any, cls: type | None = None) -> Any:
+    """`value` checked against the declared type and allowed range of option `key` of `method`;
+    returns it converted to that type (int -> float is allowed, 2.5 for an int is not)."""
+    cls = cls or _spec(method).config_cls
+    types = _option_types(cls)
+    if key not in types:
+        raise PMRFusionError(f"method '{method}' has no option '{key}'; options: {', '.join(sorted(types))}")
+    t = types[key]
+    bad = f"method '{method}' option {key}={value!r}"
+    if t is bool:
+        if not isinstance(value, bool):
+            raise PMRFusionError(f"{bad}: expected true or false")
+    elif t is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise PMRFusionError(f"{bad}: expected an integer")
+    elif t is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PMRFusionError(f"{bad}: expected a number")
+        value = float(value)
+        if not math.isfinite(value):
+            raise PMRFusionError(f"{bad}: expected a finite number")
+    elif t is str and not isinstance(value, str):
+        raise PMRFusionError(f"{bad}: expected a string")
+    field = next(f for f in dataclasses.fields(cls) if f.name == key)
+    rng = field.metadata.get("range", OPTION_RANGES.get(key))
+    if rng is not None and t in (int, float):
+        lo, hi, lo_in, hi_in = rng
+        ok = (value >= lo if lo_in else value > lo) and (value <= hi if hi_in else value < hi)
+        if not ok:
+            raise PMRFusionError(f"{bad} is out of range: allowed {_range_text(*rng)}")
+    return value
+
+
+def parse_option(method: str, key: str, text: str) -> Any:
+    """Parse the text of `--set key=text` to the declared type of option `key` of `method`."""
+    types = _option_types(_spec(method).config_cls)
+    t = types.get(key)
+    if t is str:
+        value: Any = text
+    elif t is bool:
+        low = text.strip().lower()
+        if low not in ("true", "false", "1", "0", "yes", "no"):
+            raise PMRFusionError(f"method '{method}' option {key}={text!r}: expected true or false")
+        value = low in ("true", "1", "yes")
+    else:
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            try:
+                value = float(text)  # nan, inf
+            except ValueError:
+                value = text
+    return check_option(method, key, value)
+
+
+def parse_overrides(methods: Iterable[str], items: Iterable[str]) -> dict[str, Any]:
+    """`--set key=value` items -> overrides, each typed and checked for every selected method
+    that has the option; a key no selected method has is an error."""
+    methods = list(methods)
+    for m in methods:
+        _spec(m)
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise PMRFusionError(f"--set expects key=value, got '{item}'")
+        key, text = (s.strip() for s in item.split("=", 1))
+        owners = [m for m in methods if key in _option_types(_REGISTRY[m].config_cls)]
+        if not owners:
+            raise PMRFusionError(f"no selected method ({', '.join(methods)}) has an option '{key}'")
+        for m in owners:
+            out[key] = parse_option(m, key, text)
+    return out
+
+
+def _spec(name: str) -> MethodSpec:
     if name not in _REGISTRY:
         raise PMRFusionError(f"unknown method '{name}': use one of {', '.join(sorted(_REGISTRY))}")
-    cls = _REGISTRY[name].config_cls
+    return _REGISTRY[name]
+
+
+def method_config(name: str, **config: Any):
+    """The typed config of method `name`, every override checked for name, type and range."""
+    cls = _spec(name).config_cls
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(config) - set(fields))
     if unknown:
         raise PMRFusionError(
             f"method '{name}' has no option(s) {unknown}; options: {', '.join(sorted(fields))}"
         )
-    return cls(**config)
+    checked = {k: check_option(name, k, v, cls) for k, v in config.items()}
+    cfg = cls(**checked)
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
+    return cfg
+
+
+# Parameters x bytes that training needs per parameter (weights, gradients, two Adam moments).
+BYTES_PER_TRAINED_PARAMETER = 16
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable from /proc/meminfo, else physical memory, else 16 GiB."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def estimate_parameters(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> int | None:
+    """Parameter count of the model, built on the `meta` device (no memory); None if it cannot be."""
+    cfg = method_config(name, **config)
+    try:
+        with torch.device("meta"):
+            model = _REGISTRY[name].builder(dict(dims), int(num_classes), cfg)
+    except PMRFusionError:
+        raise
+    except Exception:
+        return None
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_model_size(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> None:
+    """Refuse (before allocation) a model whose training state would not fit in available memory."""
+    count = estimate_parameters(name, dims, num_classes, **config)
+    if count is None:
+        return
+    need = count * BYTES_PER_TRAINED_PARAMETER
+    have = available_memory_bytes()
+    if need > have:
+        raise PMRFusionError(
+            f"method '{name}' would have {count:,} parameters (~{need / 2**30:.1f} GiB to train), "
+            f"more than the {have / 2**30:.1f} GiB of memory available"
+        )
+
+
+def check_dims(dims: Any, num_classes: Any) -> None:
+    """`dims` a mapping modality name -> int >= 1; `num_classes` an int >= 2, or 1 for a
+    regression model (one real output, see `pmrfusion.tasks`)."""
+    if not isinstance(dims, dict) or not all(isinstance(m, str) and m for m in dims):
+        raise PMRFusionError(f"modality dims must map non-empty names to sizes, got {dims!r}")
+    bad = {m: d for m, d in dims.items() if isinstance(d, bool) or not isinstance(d, int) or d < 1}
+    if bad:
+        raise PMRFusionError(f"modality dimensions must be integers >= 1, got {bad}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise PMRFusionError(
+            f"need an integer number of classes >= 2 (or 1 output for regression), got {num_classes!r}"
+        )
 
 
 def build_method(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> FusionModel:
     """Build a registered method, e.g. `build_method("rg-concat", {"img": 1024, "txt": 300}, 10)`.
 
     `num_classes=1` builds a regression model (one real output); classification-only methods refuse.
-    """
-    cfg = method_config(name, **config)
+    Options are checked for type and range, and a model too large for memory is refused with its
+    parameter count before anything is allocated."""
+    method_config(name, **config)
     if len(dims) < 2:
         raise PMRFusionError(f"method '{name}' needs at least 2 modalities, got {len(dims)}")
-    bad = {m: d for m, d in dims.items() if int(d) < 1}
-    if bad:
-        raise PMRFusionError(f"modality dimensions must be >= 1, got {bad}")
+    dims = {m: int(d) if hasattr(d, "__index__") and not isinstance(d, bool) else d for m, d in dims.items()}
+    if hasattr(num_classes, "__index__") and not isinstance(num_classes, bool):
+        num_classes = int(num_classes)
+    check_dims(dims, num_classes)
     if num_classes == 1:  # regression: one real output (see pmrfusion.tasks)
         check_regression_method(name)
-    elif num_classes < 2:
-        raise PMRFusionError(f"need at least 2 classes (or 1 output for regression), got {num_classes}")
+    check_model_size(name, dims, num_classes, **config)
+    cfg = method_config(name, **config)
     return _REGISTRY[name].builder(dict(dims), int(num_classes), cfg)
 
 
@@ -135,7 +355,13 @@ __all__ = [
     "ModelOutput",
     "available_methods",
     "build_method",
+    "check_dims",
+    "check_model_size",
+    "check_option",
+    "estimate_parameters",
     "method_config",
+    "parse_option",
+    "parse_overrides",
     "register_method",
     "zero_absent",
 ]

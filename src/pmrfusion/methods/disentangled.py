@@ -39,19 +39,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pmrfusion.methods.base import Batch, FusionModel, ModelOutput, register_method, zero_absent
+from pmrfusion.methods.base import WIDTH, Batch, FusionModel, ModelOutput, register_method, zero_absent
 from pmrfusion.objectives.disentangled import central_moment_discrepancy, jensen_shannon, soft_orthogonality
 
 
 @dataclass
 class MISAConfig:
-    hidden: int = 128
+    hidden: int = field(default=128, metadata=WIDTH)
     dropout: float = 0.2
     heads: int = 2
     sim_weight: float = 1.0
@@ -133,7 +133,7 @@ class MISA(FusionModel):
 
 @dataclass
 class DrFuseConfig:
-    hidden: int = 128
+    hidden: int = field(default=128, metadata=WIDTH)
     dropout: float = 0.2
     align_weight: float = 1.0
     distinct_weight: float = 1.0

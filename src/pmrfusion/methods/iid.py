@@ -26,14 +26,14 @@ Any M >= 2 modalities work. L_dc averages over all modality pairs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods.base import Batch, FusionModel, ModelOutput, register_method
+from pmrfusion.methods.base import WIDTH, Batch, FusionModel, ModelOutput, register_method
 from pmrfusion.modules.confidence import ConfidNet, energy_weights, pdf_weights, tcp_l1
 from pmrfusion.modules.loss_history import LossHistory
 from pmrfusion.objectives.qmf_ranking import check_ranking_mode, history_ranking_loss
@@ -49,7 +49,7 @@ class IIDConfig:
     d1: int = 16  # frequencies kept after the FFT
     rip_dim: int = 16  # k: rows of the Gaussian RIP projection
     proj_dim: int = 128  # common representation dimension
-    hidden: int = 256
+    hidden: int = field(default=256, metadata=WIDTH)
     dropout: float = 0.2
     blur: float = 0.05
     reach: float = 1.0  # marginal relaxation (unbalanced OT); <= 0 means balanced

@@ -38,6 +38,9 @@ def relaxed_preservation(views: Sequence[Tensor], reconstructed: Sequence[Tensor
     return total
 
 
+PRESERVATIONS = ("strict", "relaxed")
+
+
 def preservation_loss(
     kind: str, views: Sequence[Tensor], reconstructed: Sequence[Tensor], reduction: str = "mean"
 ) -> Tensor:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +11,13 @@ import numpy as np
 import torch
 
 from pmrfusion.data.scaling import Standardizer
-from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods.base import FusionModel, build_method, method_config
+from pmrfusion.data.validation import check_modality_name
+from pmrfusion.errors import PMRFusionError, first_line
+from pmrfusion.methods.base import FusionModel, build_method, check_dims, method_config
+from pmrfusion.paths import atomic_write
 
 FORMAT = "pmrfusion-checkpoint-1"
 REQUIRED_KEYS = ("method", "config", "dims", "num_classes", "dataset", "state_dict", "scaler")
-
-
-def _one_line(e: BaseException) -> str:
-    """`Type: first non-empty line of the message` (torch's unpickling errors span many lines)."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
 def save_checkpoint(
@@ -47,15 +42,48 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "scaler": {k: torch.from_numpy(np.asarray(v)) for k, v in scaler.state().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    atomic_write(path, lambda fh: torch.save(payload, fh))
+
+
+def check_metadata(payload: dict[str, Any], path: Path) -> None:
+    """Type and range of every metadata field, before anything is built from it."""
+    where = f"checkpoint {path}"
+    if not isinstance(payload["method"], str):
+        raise PMRFusionError(f"{where}: method must be a name, got {payload['method']!r}")
+    if not isinstance(payload["dataset"], str) or not payload["dataset"]:
+        raise PMRFusionError(f"{where}: dataset must be a non-empty string")
+    if not isinstance(payload["config"], dict) or not all(isinstance(k, str) for k in payload["config"]):
+        raise PMRFusionError(f"{where} is malformed: config must be a mapping of option names")
     try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        check_dims(payload["dims"], payload["num_classes"])
+        for m in payload["dims"]:
+            check_modality_name(payload["dataset"], m)
+        method_config(payload["method"], **payload["config"])
+    except PMRFusionError as e:
+        raise PMRFusionError(f"{where}: {e}") from None
+    scaler = payload["scaler"]
+    if not isinstance(scaler, dict):
+        raise PMRFusionError(f"{where} has a malformed scaler: not a mapping")
+    expected = {f"{kind}.{m}" for m in payload["dims"] for kind in ("mean", "scale")}
+    if set(scaler) != expected:
+        raise PMRFusionError(
+            f"{where}: scaler entries {sorted(scaler)} do not match dims {sorted(payload['dims'])}"
+        )
+    for key, value in scaler.items():
+        m = key.split(".", 1)[1]
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != (payload["dims"][m],):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise PMRFusionError(
+                f"{where}: scaler '{key}' of shape {shape} does not match dim {payload['dims'][m]}"
+            )
+        if not value.is_floating_point() or not torch.isfinite(value).all():
+            raise PMRFusionError(f"{where}: scaler '{key}' must hold finite real numbers")
+        if key.startswith("scale.") and not (value > 0).all():
+            raise PMRFusionError(f"{where}: scaler '{key}' has zero or negative scales")
+    if not isinstance(payload["state_dict"], dict) or not all(
+        isinstance(v, torch.Tensor) for v in payload["state_dict"].values()
+    ):
+        raise PMRFusionError(f"{where}: state_dict must map names to tensors")
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any], Standardizer]:
@@ -66,7 +94,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
-        raise PMRFusionError(f"cannot read checkpoint {path}: {_one_line(e)}") from None
+        raise PMRFusionError(f"cannot read checkpoint {path}: {first_line(e, with_type=True)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PMRFusionError(f"{path} is not a pmrfusion checkpoint")
     absent = [k for k in REQUIRED_KEYS if k not in payload]
@@ -74,15 +102,18 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any
         raise PMRFusionError(f"checkpoint {path} is incomplete: missing {', '.join(absent)}")
     if not isinstance(payload["config"], dict) or not isinstance(payload["dims"], dict):
         raise PMRFusionError(f"checkpoint {path} is malformed: config and dims must be mappings")
+    check_metadata(payload, path)
     model = build_method(payload["method"], payload["dims"], payload["num_classes"], **payload["config"])
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as e:
-        raise PMRFusionError(f"checkpoint {path} does not match its method: {_one_line(e)}") from None
+        why = first_line(e, with_type=True)
+        raise PMRFusionError(f"checkpoint {path} does not match its method: {why}") from None
     try:
         scaler = Standardizer.from_state({k: v.numpy() for k, v in payload["scaler"].items()})
     except (AttributeError, TypeError) as e:
-        raise PMRFusionError(f"checkpoint {path} has a malformed scaler: {_one_line(e)}") from None
+        why = first_line(e, with_type=True)
+        raise PMRFusionError(f"checkpoint {path} has a malformed scaler: {why}") from None
     if set(scaler.mean) != set(payload["dims"]):
         raise PMRFusionError(
             f"checkpoint {path}: scaler modalities {sorted(scaler.mean)} do not match dims "
@@ -91,3 +122,24 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any
     meta = {k: payload[k] for k in ("method", "config", "dims", "num_classes", "dataset")}
     model.eval()
     return model, meta, scaler
+
+
+def check_data_matches(
+    meta: dict[str, Any], modalities: list[str], dims: dict[str, int], num_classes: int
+) -> None:
+    """The dataset evaluated must have the checkpoint's modalities, dims and number of classes."""
+    if set(modalities) != set(meta["dims"]):
+        raise PMRFusionError(
+            f"dataset modalities {list(modalities)} do not match the checkpoint's {list(meta['dims'])}"
+        )
+    if dict(dims) != dict(meta["dims"]):
+        raise PMRFusionError(f"dataset dims {dict(dims)} do not match the checkpoint's {meta['dims']}")
+    if int(num_classes) != int(meta["num_classes"]):
+        raise PMRFusionError(
+            f"dataset has {_outputs(num_classes)} but the checkpoint was trained on "
+            f"{_outputs(meta['num_classes'])}"
+        )
+
+
+def _outputs(num_classes: int) -> str:
+    return "regression targets" if int(num_classes) == 1 else f"{num_classes} classes"

@@ -9,6 +9,7 @@ exactly the code path it always did.
 from __future__ import annotations
 
 import copy
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel
 from pmrfusion.optim import OptimizerSpec
-from pmrfusion.tasks import regression_loss
+from pmrfusion.tasks import REGRESSION_LOSSES, regression_loss
 from pmrfusion.train import distributed
 from pmrfusion.train.streaming import predict_streamed, streamed_batches, train_loader
 
@@ -55,6 +56,57 @@ class TrainConfig:
     # Regression task (float labels): "l1" (the CMU-MOSI convention) or "mse"; early stopping then
     # follows validation MAE. Ignored for classification.
     regression_loss: str = "l1"
+
+    def __post_init__(self) -> None:
+        check_train_config(self)
+
+
+def check_train_config(tc: TrainConfig) -> None:
+    """One PMRFusionError line for the first out-of-range field of a TrainConfig."""
+
+    def integer(name: str, low: int, high: float = float("inf")) -> None:
+        v = getattr(tc, name)
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            hi = "" if high == float("inf") else f" and <= {int(high)}"
+            raise PMRFusionError(f"{name} must be an integer >= {low}{hi}, got {v!r}")
+
+    def number(name: str, ok, allowed: str) -> None:
+        v = getattr(tc, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+            raise PMRFusionError(f"{name} must be a finite number {allowed}, got {v!r}")
+
+    integer("epochs", 1)
+    integer("batch_size", 1)
+    integer("patience", 0)
+    integer("seed", 0, 2**32 - 1)
+    number("lr", lambda v: v > 0, "> 0")
+    number("weight_decay", lambda v: v >= 0, ">= 0")
+    number("label_noise", lambda v: 0 <= v <= 1, "in [0, 1]")
+    number("modality_dropout", lambda v: 0 <= v < 1, "in [0, 1)")
+    check_absent_fill(tc.absent_fill)
+    if tc.regression_loss not in REGRESSION_LOSSES:
+        raise PMRFusionError(
+            f"unknown regression loss {tc.regression_loss!r}: use one of {', '.join(REGRESSION_LOSSES)}"
+        )
+
+
+def check_seed(seed: object) -> int:
+    """A seed must be an integer in [0, 2**32 - 1] (numpy's range)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise PMRFusionError(f"seed must be an integer in [0, {2**32 - 1}], got {seed!r}")
+    return seed
+
+
+def seed_range(count: object, first: int = 0, what: str = "--seeds") -> list[int]:
+    """Seeds first..first+count-1, checked before any list is made: count >= 1 and every seed in
+    check_seed's range."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise PMRFusionError(f"{what} must be >= 1, got {count!r}")
+    check_seed(first)
+    if first + count - 1 > 2**32 - 1:
+        last = first + count - 1
+        raise PMRFusionError(f"{what} {count}: seeds {first}..{last} exceed the largest seed {2**32 - 1}")
+    return list(range(first, first + count))
 
 
 @dataclass
@@ -238,10 +290,8 @@ def train(
     if len(data) == 0:
         raise PMRFusionError("training split is empty")
     regressing = data.labels.is_floating_point()
-    if regressing:
-        regression_loss(torch.zeros(1), torch.zeros(1), cfg.regression_loss)  # unknown name: fail now
-        if cfg.label_noise:
-            raise PMRFusionError("label noise (class flips) is defined for classification only")
+    if regressing and cfg.label_noise:
+        raise PMRFusionError("label noise (class flips) is defined for classification only")
     flipped = 0
     if cfg.label_noise:
         noisy, rows = flip_labels(data.labels, cfg.label_noise, cfg.seed)

@@ -1,0 +1,130 @@
+"""Output paths: checked before any work, written atomically and durably.
+
+- `check_output_dir` / `check_output_file`: a run never fails at the end for an output path it
+  could have refused at the start (file vs folder, writable, free space, a test file). They
+  create nothing.
+- `atomic_write` (and `atomic_write_bytes`, `atomic_write_text`): the one way results,
+  checkpoints and pages are written: a temporary file in the same folder, fsynced, renamed over
+  the target, then the folder fsynced; never a half-written file at the target, and the file
+  gets mode 0o666 minus the user's umask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from pmrfusion.errors import PMRFusionError
+
+MIN_FREE_BYTES = 16 * 2**20  # refuse an output location with less free space than this
+
+
+def _existing_ancestor(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    return p
+
+
+def _check_writable_dir(folder: Path, what: str, min_free: int) -> None:
+    if not folder.is_dir():
+        raise PMRFusionError(f"{what}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PMRFusionError(f"{what}: {folder} is not writable")
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as e:
+        raise PMRFusionError(f"{what}: cannot use {folder}: {e.strerror or e}") from None
+    if free < min_free:
+        raise PMRFusionError(f"{what}: only {free / 2**20:.1f} MiB free on the disk of {folder}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pmrfusion-write-test.")
+    except OSError as e:
+        raise PMRFusionError(f"{what}: cannot create a file in {folder}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "--out", min_free: int = MIN_FREE_BYTES) -> Path:
+    """`path` is, or can become, a writable folder on a disk with free space. Creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PMRFusionError(f"{what}: {path} exists and is not a folder")
+    base = _existing_ancestor(path)
+    if base != path.absolute() and not base.is_dir():
+        raise PMRFusionError(f"{what}: {path} cannot be created: {base} is a file")
+    _check_writable_dir(base, what, min_free)
+    return path
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--save", min_free: int = MIN_FREE_BYTES) -> Path:
+    """`path` is, or can become, a writable file (not a folder) on a disk with free space."""
+    path = Path(path)
+    if path.is_dir():
+        raise PMRFusionError(f"{what}: {path} is a folder, not a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PMRFusionError(f"{what}: {path} is not writable")
+    check_output_dir(path.parent if str(path.parent) else Path("."), what, min_free)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename in `folder` durable (no-op where folders cannot be opened or fsynced)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """`write(fh)` into a temporary file in `path`'s folder, fsync it, rename it over `path`,
+    fsync the folder. On any error (or Ctrl-C) the temporary file is removed and `path` is
+    untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """`text` as UTF-8, newlines as given, written by `atomic_write`."""
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+__all__ = [
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_output_dir",
+    "check_output_file",
+    "fsync_dir",
+]
