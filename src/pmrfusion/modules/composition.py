@@ -5,6 +5,10 @@ output widths; its forward is `forward(raw_inputs, present) -> ModelOutput`: eac
 its raw input to V_m, absent modalities get V_m = 0 (the papers' protocol) and the method
 fuses the V_m with `present` as usual. Encoder parameters form their own optimizer group
 ("encoders", AdamW); a method's own groups (e.g. PMR's "pmr") stay as they are.
+
+Which encoder a modality gets (`encoder_names`): the one asked for (`--encoders m=name`), else the
+dataset's default for it (`RawMultimodalData.encoder_defaults`), else its kind's default. A text
+modality whose encoder takes tokens (`minilm`) is tokenised at decode time (`with_encoder_inputs`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from torch import Tensor, nn
 from pmrfusion.data.raw import RawMultimodalData, RawSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel, build_method, zero_absent
-from pmrfusion.modules.encoders import DEFAULT_ENCODER, DEFAULT_OUT_DIM, DEFAULT_WIDTH, build_encoder
+from pmrfusion.modules.encoders import (
+    DEFAULT_ENCODER,
+    DEFAULT_OUT_DIM,
+    DEFAULT_WIDTH,
+    available_encoders,
+    build_encoder,
+    encoder_spec,
+)
 from pmrfusion.modules.frontends import FrontendConfig, ModalityStats, build_frontend, fit_stats
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.types import ModelOutput
@@ -126,6 +137,46 @@ def parse_encoder_spec(text: str | None) -> dict[str, str]:
     return out
 
 
+def encoder_names(data: RawMultimodalData, spec: dict[str, str] | None = None) -> dict[str, str]:
+    """Modality -> registered encoder: `spec`, else the dataset's default, else the kind's; checked
+    against the modality's kind (token encoders take text or tokens, only they take tokens)."""
+    spec = spec or {}
+    unknown = sorted(set(spec) - set(data.modalities))
+    if unknown:
+        raise PMRFusionError(f"--encoders names unknown modalities {unknown}; dataset has {data.modalities}")
+    names = {}
+    for m in data.modalities:
+        kind = data.kinds[m]
+        name = spec.get(m) or data.encoder_defaults.get(m) or DEFAULT_ENCODER[kind]
+        es = encoder_spec(name)
+        takes_tokens = "tokens" in es.kinds
+        if kind == "tokens" and not takes_tokens:
+            token_encoders = sorted(n for n, e in available_encoders().items() if "tokens" in e.kinds)
+            raise PMRFusionError(
+                f"modality '{m}' holds token ids: encoder '{name}' cannot take them; "
+                f"use one of {token_encoders}"
+            )
+        if takes_tokens and kind not in ("text", "tokens") and kind not in es.kinds:
+            raise PMRFusionError(f"encoder '{name}' takes text; modality '{m}' is {kind}")
+        names[m] = name
+    return names
+
+
+def with_encoder_inputs(
+    data: RawMultimodalData, spec: dict[str, str] | None = None, max_length: int = 128
+) -> RawMultimodalData:
+    """`data` with every text modality whose encoder takes tokens decoding to (2, max_length) tokens
+    (that encoder's tokenizer); unchanged when there is none. A missing optional dependency of a
+    chosen encoder raises here, before anything is decoded."""
+    tokenizers = {}
+    for m, name in encoder_names(data, spec).items():
+        es = encoder_spec(name)
+        es.check_available()
+        if data.kinds[m] == "text" and "tokens" in es.kinds and "text" not in es.kinds:
+            tokenizers[m] = es.tokenizer(max_length)
+    return data.with_tokens(tokenizers) if tokenizers else data
+
+
 def default_encoders(
     data: RawMultimodalData,
     train: RawSplit,
@@ -135,16 +186,17 @@ def default_encoders(
     frontend: FrontendConfig | None = None,
     stats: dict[str, ModalityStats] | None = None,
 ) -> dict[str, ModalityEncoder]:
-    """Front-end + encoder per modality: `spec` names them (default by kind), stats from `train`."""
-    spec = spec or {}
-    unknown = sorted(set(spec) - set(data.modalities))
-    if unknown:
-        raise PMRFusionError(f"--encoders names unknown modalities {unknown}; dataset has {data.modalities}")
+    """Front-end + encoder per modality (`encoder_names`), front-end statistics from `train`."""
+    names = encoder_names(data, spec)
     stats = stats or fit_stats(train, frontend)
     out = {}
     for m in data.modalities:
-        kind = data.kinds[m]
-        name = spec.get(m, DEFAULT_ENCODER[kind])
+        kind, name = data.kinds[m], names[m]
+        if kind == "text" and "text" not in encoder_spec(name).kinds:
+            raise PMRFusionError(
+                f"modality '{m}' is raw text and encoder '{name}' takes tokens: tokenise it first "
+                "(prepare_raw does; or composition.with_encoder_inputs)"
+            )
         fe = build_frontend(kind, data.shapes[m], stats[m], frontend)
         dim = (out_dims or {}).get(m, DEFAULT_OUT_DIM[kind])
         width = (widths or {}).get(m, DEFAULT_WIDTH.get(name, 32))
@@ -158,5 +210,7 @@ __all__ = [
     "UnimodalClassifier",
     "build_model",
     "default_encoders",
+    "encoder_names",
     "parse_encoder_spec",
+    "with_encoder_inputs",
 ]
