@@ -27,7 +27,7 @@ from pmrfusion.train.end_to_end import (  # noqa: E402
     fit_raw_method,
     prepare_raw,
 )
-from pmrfusion.train.trainer import TrainConfig  # noqa: E402
+from pmrfusion.train.trainer import TrainConfig, build_optimizers  # noqa: E402
 
 TEXTS = ["ANYHOW IT WAS REALLY GOOD", "THERE IS SAD PART", "A LOT OF SAD PARTS", "BUT IT WAS REALLY AWESOME"]
 CLS, SEP = 101, 102
@@ -126,6 +126,13 @@ def test_one_epoch_end_to_end_on_mosi_text_fine_tunes_minilm(mosi_text):
     model, result = fit_raw_method("concat", p, 0, {}, TrainConfig(epochs=1, batch_size=16), cfg)
     assert result.epochs_run == 1 and np.isfinite(result.best_val_mae)
     assert not torch.equal(_bert_weight(model), shipped)  # gradients reached BERT and it moved
+    # BERT fine-tunes with its own learning rate; the other encoders keep theirs
+    groups = model.optimizer_groups()
+    bert = {id(w) for w in model.encoders["text"].backbone.bert.parameters()}
+    assert {id(w) for w in groups["pretrained"]} == bert and not bert & {id(w) for w in groups["encoders"]}
+    lrs = {o.param_groups[0]["lr"] for o in build_optimizers(model, TrainConfig(lr=1e-3))
+           if any(id(w) in bert for w in o.param_groups[0]["params"])}  # fmt: skip
+    assert lrs == {cfg.pretrained_lr} == {5e-5}
     recs = evaluate_raw(model, p, ["clean", "missing"], 0, {})
     assert {r["metric"] for r in recs} == set(REGRESSION_METRICS) and len({r["condition"] for r in recs}) == 7
     assert all(np.isfinite(r["value"]) for r in recs if r["metric"] != "acc2_nonzero")
@@ -144,7 +151,7 @@ def test_frozen_keeps_minilm_as_shipped_and_skips_its_pretraining(mosi_text):
     model, _ = fit_raw_method("late", p, 0, {}, TrainConfig(epochs=1, batch_size=16), cfg)
     assert torch.equal(_bert_weight(model), shipped)
     assert not any(p.requires_grad for p in model.encoders.parameters())
-    assert "encoders" not in model.optimizer_groups()
+    assert not {"encoders", "pretrained"} & set(model.optimizer_groups())
 
 
 def test_cli_bench_with_minilm_on_a_manifest_text_column(tmp_path):

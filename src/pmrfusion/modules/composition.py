@@ -4,7 +4,9 @@
 output widths; its forward is `forward(raw_inputs, present) -> ModelOutput`: each encoder maps
 its raw input to V_m, absent modalities get V_m = 0 (the papers' protocol) and the method
 fuses the V_m with `present` as usual. Encoder parameters form their own optimizer group
-("encoders", AdamW); a method's own groups (e.g. PMR's "pmr") stay as they are.
+("encoders", AdamW); the pretrained weights of an encoder that has them (`pretrained_parameters()`,
+e.g. MiniLM's BERT) form the group "pretrained" when a `pretrained_optimizer` is given (a fine-tuning
+learning rate); a method's own groups (e.g. PMR's "pmr") stay as they are.
 
 Which encoder a modality gets (`encoder_names`): the one asked for (`--encoders m=name`), else the
 dataset's default for it (`RawMultimodalData.encoder_defaults`), else its kind's default. A text
@@ -42,16 +44,41 @@ class ModalityEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.backbone(self.frontend(x))
 
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The backbone's pretrained weights (fine-tuned with their own learning rate), if any."""
+        fn = getattr(self.backbone, "pretrained_parameters", None)
+        return list(fn()) if fn is not None else []
+
+
+def split_pretrained(modules) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(pretrained weights, the other parameters) of some encoders."""
+    modules = list(modules)
+    pre = [p for e in modules if hasattr(e, "pretrained_parameters") for p in e.pretrained_parameters()]
+    ids = {id(p) for p in pre}
+    return pre, [p for e in modules for p in e.parameters() if id(p) not in ids]
+
 
 class EncodedFusion(FusionModel):
     """A fusion method on top of per-modality encoders (see module docstring)."""
 
-    def __init__(self, encoders: dict[str, nn.Module], method: FusionModel, encoder_optimizer: OptimizerSpec):
+    def __init__(
+        self,
+        encoders: dict[str, nn.Module],
+        method: FusionModel,
+        encoder_optimizer: OptimizerSpec,
+        pretrained_optimizer: OptimizerSpec | None = None,
+    ):
         super().__init__(method.modalities)
         self.encoders = nn.ModuleDict(encoders)
         self.method = method
         self.loss_weights = method.loss_weights
         self.default_group_optimizers = {**method.default_group_optimizers, "encoders": encoder_optimizer}
+        pre, rest = split_pretrained(self.encoders.values())
+        self.split_pretrained = bool(pre) and pretrained_optimizer is not None
+        if self.split_pretrained:
+            self.default_group_optimizers["pretrained"] = pretrained_optimizer
+            if not rest:
+                self.default_group_optimizers.pop("encoders")
         self.frozen = False
         self._encoded: dict[str, Tensor] = {}
 
@@ -77,14 +104,22 @@ class EncodedFusion(FusionModel):
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = dict(self.method.optimizer_groups())
-        if not self.frozen:
+        if self.frozen:
+            return groups
+        if not self.split_pretrained:
             groups["encoders"] = list(self.encoders.parameters())
+            return groups
+        pre, rest = split_pretrained(self.encoders.values())
+        groups["pretrained"] = pre
+        if rest:
+            groups["encoders"] = rest
         return groups
 
     def freeze_encoders(self) -> None:
         """Fix the encoders (the `frozen` regime): no gradients, eval mode, no optimizer group."""
         self.frozen = True
         self.default_group_optimizers.pop("encoders", None)
+        self.default_group_optimizers.pop("pretrained", None)
         for p in self.encoders.parameters():
             p.requires_grad_(False)
         self.encoders.eval()
@@ -99,10 +134,22 @@ class EncodedFusion(FusionModel):
 class UnimodalClassifier(FusionModel):
     """One encoder and a linear head: unimodal pre-training and unimodal baselines."""
 
-    def __init__(self, modality: str, encoder: nn.Module, num_classes: int):
+    def __init__(
+        self,
+        modality: str,
+        encoder: nn.Module,
+        num_classes: int,
+        pretrained_optimizer: OptimizerSpec | None = None,
+    ):
         super().__init__([modality])
         self.encoder = encoder
         self.head = nn.Linear(encoder.out_dim, num_classes)
+        if pretrained_optimizer is not None and split_pretrained([encoder])[0]:
+            self.default_group_optimizers["pretrained"] = pretrained_optimizer
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        pre = split_pretrained([self.encoder])[0]
+        return {"pretrained": pre} if pre else {}
 
     def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
         return ModelOutput(self.head(self.encoder(features[self.modalities[0]])))
@@ -113,15 +160,18 @@ def build_model(
     method: str,
     num_classes: int,
     encoder_optimizer: OptimizerSpec | None = None,
+    pretrained_optimizer: OptimizerSpec | None = None,
     **method_cfg,
 ) -> EncodedFusion:
-    """Compose `encoders` (modality -> module with `out_dim`) with registered `method`."""
+    """Compose `encoders` (modality -> module with `out_dim`) with registered `method`;
+    `pretrained_optimizer` trains the encoders' pretrained weights (default: with the others)."""
     bad = [m for m, e in encoders.items() if not hasattr(e, "out_dim")]
     if bad:
         raise PMRFusionError(f"encoders {bad} have no 'out_dim' attribute")
     dims = {m: int(e.out_dim) for m, e in encoders.items()}
     fusion = build_method(method, dims, num_classes, **method_cfg)
-    return EncodedFusion(encoders, fusion, encoder_optimizer or OptimizerSpec("adamw", 1e-3, 0.9, 1e-4))
+    enc_opt = encoder_optimizer or OptimizerSpec("adamw", 1e-3, 0.9, 1e-4)
+    return EncodedFusion(encoders, fusion, enc_opt, pretrained_optimizer)
 
 
 def parse_encoder_spec(text: str | None) -> dict[str, str]:

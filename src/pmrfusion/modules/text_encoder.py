@@ -187,6 +187,10 @@ class MiniLMEncoder(nn.Module):
         if freeze:
             self.bert.requires_grad_(False)
 
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The shipped BERT weights (a fine-tuning learning rate applies to them, not to `proj`)."""
+        return list(self.bert.parameters())
+
     def embed(self, ids: Tensor, mask: Tensor) -> Tensor:
         """(B, T) ids and attention mask -> (B, 384) pooled (normalised if `normalize`)."""
         ids, mask = ids.long(), mask.long()

@@ -7,7 +7,8 @@ Regimes (PMR §4):
 - `finetune`: the same unimodal pre-training, then everything trained jointly.
 Pre-training runs once per seed and is shared by every method of that seed.
 
-A pretrained encoder (`minilm`) already has its pre-training: it skips the unimodal stage. So
+A pretrained encoder (`minilm`) already has its pre-training: it skips the unimodal stage, and its
+pretrained weights train with their own AdamW learning rate (`EncoderConfig.pretrained_lr`). So
 for it `end-to-end` and `finetune` both fine-tune its shipped weights with the fusion (they differ
 only in the other modalities' encoders), and `frozen` keeps its shipped weights fixed (and its
 linear map to `out_dim`, if any, at its random initialisation): only the fusion (and the other
@@ -61,6 +62,7 @@ class EncoderConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     loader: LoaderSettings = field(default_factory=LoaderSettings)
     encoder_lr: float | None = None  # None: TrainConfig.lr
+    pretrained_lr: float = 5e-5  # AdamW learning rate of pretrained weights (MiniLM's BERT) when fine-tuned
     pretrain_epochs: int | None = None  # None: TrainConfig.epochs
     max_length: int = 128  # tokens per text for token encoders (minilm); padding is trimmed per batch
 
@@ -119,6 +121,10 @@ def build_encoders(prepared: RawPrepared, cfg: EncoderConfig) -> dict[str, Modal
     )
 
 
+def _pretrained_optimizer(cfg: EncoderConfig, tc: TrainConfig) -> OptimizerSpec:
+    return OptimizerSpec("adamw", cfg.pretrained_lr, 0.9, tc.weight_decay)
+
+
 def fit_unimodal(
     modality: str, prepared: RawPrepared, seed: int, tc: TrainConfig, cfg: EncoderConfig,
     encoder: ModalityEncoder | None = None,
@@ -126,7 +132,7 @@ def fit_unimodal(
     """Encoder + linear head trained on one modality (unimodal baseline and pre-training)."""
     seed_everything(seed)
     enc = encoder if encoder is not None else build_encoders(prepared, cfg)[modality]
-    clf = UnimodalClassifier(modality, enc, prepared.num_classes)
+    clf = UnimodalClassifier(modality, enc, prepared.num_classes, _pretrained_optimizer(cfg, tc))
     val = prepared.val.only([modality]) if prepared.val is not None else None
     epochs = cfg.pretrain_epochs or tc.epochs
     tc = dataclasses.replace(tc, seed=seed, epochs=epochs)
@@ -163,7 +169,9 @@ def fit_raw_method(
     else:
         encs = build_encoders(prepared, cfg)
     enc_opt = OptimizerSpec("adamw", cfg.encoder_lr or tc.lr, 0.9, tc.weight_decay)
-    model = build_model(encs, method, prepared.num_classes, enc_opt, **overrides_for(method, overrides))
+    pre_opt = _pretrained_optimizer(cfg, tc)
+    options = overrides_for(method, overrides)
+    model = build_model(encs, method, prepared.num_classes, enc_opt, pre_opt, **options)
     if cfg.regime == "frozen":
         model.freeze_encoders()
     result = train(model, prepared.train, prepared.val, dataclasses.replace(tc, seed=seed))
