@@ -81,3 +81,36 @@ def test_missing_extra_is_one_line(monkeypatch):
     )
     with pytest.raises(PMRFusionError, match=r"pip install 'pmrfusion\[text\]'"):
         text_encoder.minilm_dir()
+
+
+def _raw_text_data():
+    import numpy as np
+
+    from pmrfusion.data.raw import ArraySource, RawMultimodalData
+
+    rows = np.arange(6)
+    source = ArraySource({"vec": np.zeros((6, 2), np.float32)}, {"vec": rows}, {"text": [GOOD, SAD] * 3})
+    kinds, shapes = {"vec": "array", "text": "text"}, {"vec": (2,), "text": (256,)}
+    return RawMultimodalData("t", kinds, shapes, rows % 2, {"train": rows[:4], "test": rows[4:]}, source)
+
+
+@pytest.mark.parametrize("missing", ["all_minilm_l6_v2", "transformers"])
+def test_minilm_encoder_without_the_extra_is_one_line_before_training(monkeypatch, missing):
+    from pmrfusion.modules.composition import with_encoder_inputs
+    from pmrfusion.modules.encoders import build_encoder
+    from pmrfusion.train.end_to_end import encoder_config_for
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        text_encoder.importlib.util, "find_spec", lambda n, *a: None if n == missing else real(n, *a)
+    )
+    data = _raw_text_data()
+    assert encoder_config_for(data, "text=mlp", "end-to-end").encoders == {"text": "mlp"}  # no extra needed
+    for call in (
+        lambda: encoder_config_for(data, "text=minilm", "end-to-end"),  # the CLI's check, before loading
+        lambda: with_encoder_inputs(data, {"text": "minilm"}),
+        lambda: build_encoder("minilm", (2, 8), 384),
+    ):
+        with pytest.raises(PMRFusionError, match=r"pip install 'pmrfusion\[text\]'") as e:
+            call()
+        assert "\n" not in str(e.value) and "MiniLM" in str(e.value)

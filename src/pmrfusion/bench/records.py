@@ -95,13 +95,19 @@ def format_stats(mean: float, std: float, worst: float, digits: int = 4, slash: 
 
 
 def format_mean_std_worst(
-    values: Sequence[float] | np.ndarray, scale: float = 1.0, digits: int = 4, empty: str = ""
+    values: Sequence[float] | np.ndarray,
+    scale: float = 1.0,
+    digits: int = 4,
+    empty: str = "",
+    lower_is_better: bool = False,
 ) -> str:
-    """'mean ± std (worst)' over seeds (sample std, ddof 1; worst = min) of `scale * values`."""
+    """'mean ± std (worst)' over seeds (sample std, ddof 1; worst = min, or max when
+    `lower_is_better`, e.g. MAE) of `scale * values`."""
     v = np.asarray(values, dtype=float)
     if not v.size:
         return empty
-    return format_stats(scale * v.mean(), scale * sample_std(v), scale * v.min(), digits)
+    worst = v.max() if lower_is_better else v.min()
+    return format_stats(scale * v.mean(), scale * sample_std(v), scale * worst, digits)
 
 
 @dataclass

@@ -3,6 +3,10 @@
 Every number in the report is computed from DIR/results.json, except the published
 reference numbers (`PUBLISHED`), which are copied from shared/data/REFERENCE_RESULTS.md and
 printed with their source, split and protocol.
+
+Classification datasets (accuracy records) get accuracy tables and figures; regression datasets
+(records with `mae`, e.g. MOSI) get MAE / Acc2 / F1 / Pearson r per condition instead
+(`regression_lines`). A folder may hold both.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pmrfusion.bench.records import (
     skipped_notes,
 )
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.eval.regression_metrics import LOWER_IS_BETTER
 from pmrfusion.paths import atomic_write_text
 
 # RCML / ECML (Xu et al., AAAI 2024), Tables 2 and 3: test accuracy in %, mean ± std over 10
@@ -133,8 +138,10 @@ def _eps(cond: str) -> float:
 # ----------------------------------------------------------------------------- figures
 
 
-def noise_figure(res: Results, dataset: str, path: Path) -> list[str]:
-    """Accuracy vs eps, one line per method, ± std shaded; returns the protocols drawn."""
+def noise_figure(
+    res: Results, dataset: str, path: Path, scale: float = 100.0, ylabel: str = "test accuracy (%)"
+) -> list[str]:
+    """`res`'s metric (accuracy) vs eps, one line per method, ± std shaded; returns the protocols drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,8 +163,8 @@ def noise_figure(res: Results, dataset: str, path: Path) -> list[str]:
                 v = res.values(dataset, method, c)
                 if v.size:
                     xs.append(e)
-                    mean.append(100 * v.mean())
-                    std.append(100 * sample_std(v))
+                    mean.append(scale * v.mean())
+                    std.append(scale * sample_std(v))
             if not xs:
                 continue
             xs_a, m_a, s_a = np.array(xs), np.array(mean), np.array(std)
@@ -166,7 +173,7 @@ def noise_figure(res: Results, dataset: str, path: Path) -> list[str]:
             ax.fill_between(xs_a, m_a - s_a, m_a + s_a, color=color, alpha=0.08 if len(methods) > 6 else 0.2)
         ax.set_title(f"{dataset}: {NOISE_PROTOCOLS[proto]}")
         ax.set_xlabel("eps")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
@@ -352,6 +359,141 @@ def published_section(res: Results) -> str:
     )
 
 
+# ----------------------------------------------------------------------------- regression
+
+# metric -> (column title, scale, digits): accuracies and F1 in %, MAE and Pearson r as they are
+REGRESSION_COLUMNS = {
+    "mae": ("MAE", 1.0, 3),
+    "corr": ("corr", 1.0, 3),
+    "acc2": ("Acc2 (%)", 100.0, 2),
+    "f1": ("F1 (%)", 100.0, 2),
+    "acc2_nonzero": ("Acc2 non-zero (%)", 100.0, 2),
+    "f1_nonzero": ("F1 non-zero (%)", 100.0, 2),
+    "acc7": ("Acc7 (%)", 100.0, 2),
+}
+CONDITION_METRICS = ("mae", "acc2", "f1", "corr")  # per condition: the four MOSI papers lead with
+
+
+def regression_datasets(records: Iterable[dict]) -> list[str]:
+    """Datasets whose records carry regression metrics (`mae`) and no accuracy, in record order."""
+    records = list(records)
+    classified = {r["dataset"] for r in records if r["metric"] == "accuracy"}
+    found = (r["dataset"] for r in records if r["metric"] == "mae" and r["dataset"] not in classified)
+    return list(dict.fromkeys(found))
+
+
+class RegressionResults:
+    """One `Results` per regression metric, over the regression datasets' records only."""
+
+    def __init__(self, records: Iterable[dict], datasets: list[str]):
+        keep = [r for r in records if r["dataset"] in set(datasets)]
+        self.datasets = datasets
+        self.by_metric = {m: Results(keep, m) for m in REGRESSION_COLUMNS}
+        self.metrics = [m for m, res in self.by_metric.items() if res.datasets]
+
+    @property
+    def mae(self) -> Results:
+        return self.by_metric["mae"]
+
+    def cell(self, ds: str, method: str, condition: str, metric: str) -> str:
+        _, scale, digits = REGRESSION_COLUMNS[metric]
+        values = self.by_metric[metric].values(ds, method, condition)
+        return format_mean_std_worst(values, scale, digits, "–", metric in LOWER_IS_BETTER)
+
+    def protocols(self, ds: str) -> list[str]:
+        """The non-clean protocols of `ds`, in record order."""
+        res = self.mae
+        found = (res.protocol_of[c] for (d, _, c) in res.acc if d == ds)
+        return [p for p in dict.fromkeys(found) if p != "clean"]
+
+
+def regression_clean_table(reg: RegressionResults, ds: str) -> str:
+    metrics = reg.metrics
+    rows = [[m, *[reg.cell(ds, m, "clean", k) for k in metrics]] for m in reg.mae.methods_of(ds)]
+    return _table(["method", *[REGRESSION_COLUMNS[k][0] for k in metrics]], rows)
+
+
+def regression_condition_table(reg: RegressionResults, ds: str, protocol: str) -> str:
+    """Rows: the clean test set, then each condition of `protocol`, one row per method; columns:
+    MAE, Acc2, F1, corr."""
+    metrics = [k for k in CONDITION_METRICS if k in reg.metrics]
+    conds = ["clean", *reg.mae.conditions(ds, protocol)]
+    if protocol in NOISE_PROTOCOLS:
+        conds = ["clean", *sorted(reg.mae.conditions(ds, protocol), key=_eps)]
+    rows = [
+        [c, m, *[reg.cell(ds, m, c, k) for k in metrics]] for c in conds for m in reg.mae.methods_of(ds)
+    ]
+    return _table(["condition", "method", *[REGRESSION_COLUMNS[k][0] for k in metrics]], rows)
+
+
+def regression_robustness_table(reg: RegressionResults, ds: str) -> str:
+    """Per method and protocol: mean over conditions (gaussian eps = 0 left out) and seeds of the
+    condition's MAE minus the same seed's clean MAE."""
+    res = reg.mae
+    protos = reg.protocols(ds)
+    rows = []
+    for m in res.methods_of(ds):
+        clean = res.acc[(ds, m, "clean")]
+        cells = []
+        for proto in protos:
+            diffs = [
+                v - clean[s]
+                for c in res.conditions(ds, proto)
+                if c != "gaussian:0"
+                for s, v in res.acc.get((ds, m, c), {}).items()
+                if s in clean
+            ]
+            cells.append(f"{np.mean(diffs):+.3f}" if diffs else "–")
+        rows.append([m, *cells])
+    return _table(["method", *protos], rows) if protos else ""
+
+
+def regression_lines(records: list[dict], datasets: list[str], directory: Path) -> list[str]:
+    """Markdown lines of the regression datasets: clean metrics, every condition, MAE under noise
+    (figure), and the MAE increase per protocol."""
+    reg = RegressionResults(records, datasets)
+    lines = [
+        "## Regression: clean test set",
+        "",
+        "MAE (lower is better) and Pearson r as they are; Acc2 / F1 (negative vs non-negative), their "
+        "non-zero variants (labels equal to 0 left out) and Acc7 in %. Mean ± sample std over seeds "
+        "(worst seed: the largest MAE, the smallest of the others); see "
+        "`pmrfusion.eval.regression_metrics`.",
+        "",
+    ]
+    for ds in datasets:
+        lines += [f"### {ds}", "", regression_clean_table(reg, ds)]
+    if any(reg.protocols(ds) for ds in datasets):
+        lines += [
+            "## Regression: test conditions",
+            "",
+            "Each condition against the clean test set: MAE, Acc2, F1 and Pearson r. `missing:X` = X "
+            "absent (zero feature in original units on feature vectors; V_m = 0 behind encoders), "
+            "`keep:X` = only X present; `gaussian:eps` = noise of variance eps on standardised inputs "
+            "of a corrupted modality (p = 0.5 per sample and modality).",
+            "",
+        ]
+        for ds in datasets:
+            for proto in reg.protocols(ds):
+                lines += [f"### {ds}, {proto}", "", regression_condition_table(reg, ds, proto)]
+            fig = f"fig_noise_{safe_component(ds)}.png"
+            if noise_figure(reg.mae, ds, directory / fig, scale=1.0, ylabel="test MAE (lower is better)"):
+                lines += [f"![{ds}]({fig})", ""]
+        lines += [
+            "## Regression: robustness summary",
+            "",
+            "Per method and protocol: MAE under the protocol's conditions minus the same seed's clean "
+            "MAE, averaged over conditions (Gaussian eps = 0 excluded) and seeds. 0 = no loss; higher "
+            "= worse.",
+            "",
+        ]
+        for ds in datasets:
+            t = regression_robustness_table(reg, ds)
+            if t:
+                lines += [f"{ds}:", "", t]
+    return lines
+
+
 # ----------------------------------------------------------------------------- the report
 
 
@@ -403,17 +545,28 @@ def _suite_info(directory: Path) -> tuple[dict | None, list[str]]:
 def write_report(directory: str | Path) -> Path:
     """Write DIR/report.md and DIR/fig_*.png; returns the report's path."""
     directory = Path(directory)
-    res = Results(load_records(directory))
-    if not res.datasets:
-        raise PMRFusionError(f"{directory} holds no accuracy records")
+    records = load_records(directory)
+    res = Results(records)
+    regression = regression_datasets(records)
+    if not res.datasets and not regression:
+        raise PMRFusionError(f"{directory} holds no accuracy or regression (mae) records")
     settings, notes = _suite_info(directory)
-    seeds = sorted({s for d in res.acc.values() for s in d})
+    scored = [r for r in records if r["metric"] in ("accuracy", "mae")]
+    seeds = sorted({int(r["seed"]) for r in scored})
+    methods = list(dict.fromkeys(r["method"] for r in scored))
+    if res.datasets and regression:
+        units = "Accuracy in % (regression datasets: MAE, Acc2, F1, Pearson r)"
+        stopping = "validation accuracy; validation MAE for regression"
+    elif res.datasets:
+        units, stopping = "Accuracy in %", "validation accuracy"
+    else:
+        units, stopping = "Regression: MAE, Acc2, F1, Pearson r", "validation MAE"
     lines = [
         "# pmrfusion benchmark report",
         "",
         f"Generated by `pmrfusion report {directory}` from `results.json`. Datasets: "
-        f"{', '.join(res.datasets)}. Methods: {', '.join(res.methods)}. Seeds: "
-        f"{', '.join(map(str, seeds))}. Accuracy in %, **mean ± sample std (ddof = 1) over seeds "
+        f"{', '.join(res.datasets + regression)}. Methods: {', '.join(methods)}. Seeds: "
+        f"{', '.join(map(str, seeds))}. {units}, **mean ± sample std (ddof = 1) over seeds "
         "(worst seed)**.",
         "",
     ]
@@ -422,7 +575,7 @@ def write_report(directory: str | Path) -> Path:
         lines += [
             "Settings: protocols "
             + ", ".join(settings.get("protocols", []))
-            + f"; training: {tc.get('epochs')} epochs max (early stopping on validation accuracy, "
+            + f"; training: {tc.get('epochs')} epochs max (early stopping on {stopping}, "
             f"patience {tc.get('patience')}), batch {tc.get('batch_size')}, AdamW lr {tc.get('lr')}, "
             f"weight decay {tc.get('weight_decay')}, label noise {tc.get('label_noise')}, "
             f"modality dropout {tc.get('modality_dropout', 0.0)}; "
@@ -432,6 +585,18 @@ def write_report(directory: str | Path) -> Path:
         ]
     if notes:
         lines += ["Skipped cells:", "", *[f"- {n}" for n in notes], ""]
+    if res.datasets:
+        lines += classification_lines(res, directory)
+    if regression:
+        lines += regression_lines(records, regression, directory)
+    path = directory / "report.md"
+    atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
+    return path
+
+
+def classification_lines(res: Results, directory: Path) -> list[str]:
+    """Markdown lines of the classification datasets: accuracy tables, figures, robustness."""
+    lines: list[str] = []
     lines += ["## Clean test accuracy", "", clean_table(res)]
 
     lines += ["## Accuracy under test-time noise", ""]
@@ -499,9 +664,16 @@ def write_report(directory: str | Path) -> Path:
     for ds in res.datasets:
         t, _ = robustness_table({ds: rob[ds]}, res.methods_of(ds))
         lines += [f"{ds}:", "", t]
-    path = directory / "report.md"
-    atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
-    return path
+    return lines
 
 
-__all__ = ["PUBLISHED", "Results", "load_records", "robustness", "write_report"]
+__all__ = [
+    "PUBLISHED",
+    "RegressionResults",
+    "Results",
+    "load_records",
+    "regression_datasets",
+    "regression_lines",
+    "robustness",
+    "write_report",
+]

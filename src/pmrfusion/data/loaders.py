@@ -252,6 +252,12 @@ def _mosi(text: str, split: str) -> Callable[[Path | None], MultimodalData]:
     return load
 
 
+def _mosi_text(root: Path | None):
+    from pmrfusion.data.mosi import load_mosi_text
+
+    return load_mosi_text(_root(root, "mosi"))
+
+
 HANDWRITTEN_VIEWS = ["pixel", "fourier", "profile", "zernike", "karhunen", "morph"]
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -274,6 +280,11 @@ DATASETS: dict[str, DatasetInfo] = {
         "mosi-minilm",
         "CMU-MOSI with MiniLM transcript embeddings as text ([text] extra)",
         _mosi("minilm", "speaker"),
+    ),
+    "mosi-text": DatasetInfo(
+        "mosi-text",
+        "CMU-MOSI raw transcripts (MiniLM fine-tuned end to end, [text] extra) + audio/video vectors",
+        _mosi_text,
     ),
     "mosi-cmu-standard": DatasetInfo(
         "mosi-cmu-standard",

@@ -1,9 +1,12 @@
 """Manifest datasets: a `.csv` / `.jsonl` table of file paths (or inline text) per modality.
 
-Columns: one per modality, `label` (integer class), optional `split` (train/val/test; a seeded
-stratified 80/20 train/test split when absent). Paths are relative to the manifest's folder.
+Columns: one per modality, `label` (integer class; a real number with `task="regression"`),
+optional `split` (train/val/test; a seeded 80/20 train/test split when absent, stratified by
+class). Paths are relative to the manifest's folder.
 A column's kind comes from its files' extensions: .png/.jpg/.jpeg/.bmp image, .wav audio,
-.npy array, .txt text; any other value is inline text.
+.npy array, .txt text; any other value is inline text. A text column decodes to a hashed bag of
+words, or to token ids when its encoder is a pretrained text model (`--encoders text=minilm`, see
+`pmrfusion.modules.composition.with_encoder_inputs`).
 
 Everything is validated before training, reading file headers only: a missing or unreadable
 file, an image of another size than the column's first, a non-integer label or an unknown
@@ -31,6 +34,7 @@ from torch import Tensor
 from pmrfusion.data.raw import TEXT_DIM, RawMultimodalData, fit_length, text_features
 from pmrfusion.data.splits import stratified_split
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.tasks import CLASSIFICATION, REGRESSION, check_task
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 EXTENSION_KIND = {**{e: "image" for e in IMAGE_EXT}, ".wav": "audio", ".npy": "array", ".txt": "text"}
@@ -108,6 +112,15 @@ class ManifestSource:
     cache_dir: Path | None = None
     _cache_key: dict[str, str] = field(default_factory=dict)
 
+    def text(self, row: int, modality: str) -> str:
+        """The raw string of a text cell: inline text, or the content of its .txt file."""
+        if self.kinds.get(modality) != "text":
+            raise PMRFusionError(f"column '{modality}' is not a text column")
+        value = self.values[modality][row]
+        if _kind_of(value) == "text-inline":
+            return value
+        return (self.root / value).read_text(encoding="utf-8")
+
     def _decode(self, m: str, value: str) -> np.ndarray:
         kind = self.kinds[m]
         if kind == "text" and _kind_of(value) == "text-inline":
@@ -160,8 +173,13 @@ def load_manifest(
     audio_seconds: float = 1.0,
     resample: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    task: str = CLASSIFICATION,
 ) -> RawMultimodalData:
-    """Validate a manifest and return its lazily decoded `RawMultimodalData`."""
+    """Validate a manifest and return its lazily decoded `RawMultimodalData`.
+
+    `task="regression"`: labels are real numbers (float32 targets, L1 loss, regression metrics).
+    """
+    task = check_task(task)
     path = Path(path)
     if not path.is_file():
         raise PMRFusionError(f"manifest not found: {path}")
@@ -175,15 +193,18 @@ def load_manifest(
     mods = [c for c in columns if c not in RESERVED]
     if len(mods) < 2:
         raise PMRFusionError(f"manifest {path}: need at least 2 modality columns, got {mods}")
-    labels = np.empty(len(table), dtype=np.int64)
+    regression = task == REGRESSION
+    labels = np.empty(len(table), dtype=np.float32 if regression else np.int64)
     for i, r in enumerate(table):
         raw = (r.get("label") or "").strip()
         try:
-            labels[i] = int(raw)
+            labels[i] = float(raw) if regression else int(raw)
         except ValueError:
-            where = _where(i, "label")
-            raise PMRFusionError(f"manifest {path}: {where}: label '{raw}' is not an integer") from None
-    if labels.min() < 0:
+            where, what = _where(i, "label"), "a number" if regression else "an integer"
+            raise PMRFusionError(f"manifest {path}: {where}: label '{raw}' is not {what}") from None
+        if regression and not np.isfinite(labels[i]):
+            raise PMRFusionError(f"manifest {path}: {_where(i, 'label')}: label '{raw}' is not finite")
+    if not regression and labels.min() < 0:
         raise PMRFusionError(f"manifest {path}: labels must be >= 0 (found {labels.min()})")
     values = {m: [(r.get(m) or "").strip() for r in table] for m in mods}
     kinds, shapes, modes, rates, lengths = {}, {}, {}, {}, {}
@@ -206,14 +227,16 @@ def load_manifest(
         if "train" not in splits or "test" not in splits:
             raise PMRFusionError(f"manifest {path}: the split column needs both 'train' and 'test' rows")
     else:
-        splits = stratified_split(labels, 0.2, split_seed)
-        notes.append(f"no split column: stratified 80/20 split made with seed {split_seed}")
+        strata = np.zeros(len(labels), np.int64) if regression else labels
+        splits = stratified_split(strata, 0.2, split_seed)
+        how = "random" if regression else "stratified"
+        notes.append(f"no split column: {how} 80/20 split made with seed {split_seed}")
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
     source = ManifestSource(root, values, kinds, modes, rates, lengths, cache)
     return RawMultimodalData(
-        name or path.stem, kinds, shapes, labels, splits, source, sample_rates=rates, notes=notes
+        name or path.stem, kinds, shapes, labels, splits, source, sample_rates=rates, notes=notes, task=task
     )
 
 

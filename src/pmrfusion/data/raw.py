@@ -1,20 +1,23 @@
 """Raw multimodal data (images, audio, arrays, text) decoded lazily, one sample at a time.
 
-`RawMultimodalData` is the raw counterpart of `MultimodalData`: labels, splits and, per
-modality, a *kind* ("image", "audio", "array", "text") and the shape of one decoded sample.
+`RawMultimodalData` is the raw counterpart of `MultimodalData`: labels (integer classes, or
+float targets of a regression task), splits and, per modality, a *kind* ("image", "audio",
+"array", "text", "tokens") and the shape of one decoded sample.
 Samples come from a `SampleSource` (files listed in a manifest, or in-memory arrays such as
 the built-in AV-MNIST) and are served by a `torch.utils.data.DataLoader` through `RawSplit`,
 so nothing forces the whole dataset into memory.
 
 Decoded sample tensors: image (C, H, W) uint8; audio (L,) float32 in [-1, 1] cropped or
 zero-padded to a fixed length; array: float32 of the file's shape; text: (TEXT_DIM,) float32
-hashed bag of words.
+hashed bag of words; tokens: (2, L) int64 [input ids; attention mask], zero-padded to L (a text
+modality tokenised at decode time for a pretrained text encoder, see `with_tokens`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,9 +34,10 @@ from pmrfusion.data.validation import (
     check_split_indices,
 )
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.tasks import REGRESSION, check_task, detect_task
 from pmrfusion.types import Batch
 
-KINDS = ("image", "audio", "array", "text")
+KINDS = ("image", "audio", "array", "text", "tokens")
 TEXT_DIM = 256
 
 
@@ -53,7 +57,11 @@ def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
 
 
 class SampleSource(Protocol):
-    """Decodes row `i` of a dataset into one tensor per modality."""
+    """Decodes row `i` of a dataset into one tensor per modality.
+
+    Sources with text modalities also give the raw string (`text(row, modality)`), which
+    `TokenSource` tokenises.
+    """
 
     def get(self, row: int, modalities: list[str]) -> dict[str, Tensor]: ...
 
@@ -62,16 +70,30 @@ class SampleSource(Protocol):
 class ArraySource:
     """Samples stored in arrays: modality m of row i is `arrays[m][index[m][i]]`.
 
-    int16 audio is scaled to [-1, 1] float32 on access.
+    int16 audio is scaled to [-1, 1] float32 on access. Text modalities are lists of strings in
+    `texts` (row i is `texts[m][index[m][i]]`, or `texts[m][i]` without an index), decoded as
+    hashed bags of words.
     """
 
     arrays: dict[str, np.ndarray]
     index: dict[str, np.ndarray]
+    texts: dict[str, Sequence[str]] = field(default_factory=dict)
+
+    def _at(self, m: str, row: int) -> int:
+        return int(self.index[m][row]) if m in self.index else row
+
+    def text(self, row: int, modality: str) -> str:
+        if modality not in self.texts:
+            raise PMRFusionError(f"modality '{modality}' is not a text modality")
+        return str(self.texts[modality][self._at(modality, row)])
 
     def get(self, row: int, modalities: list[str]) -> dict[str, Tensor]:
         out = {}
         for m in modalities:
-            x = self.arrays[m][self.index[m][row]]
+            if m in self.texts:
+                out[m] = torch.from_numpy(text_features(self.text(row, m)))
+                continue
+            x = self.arrays[m][self._at(m, row)]
             if x.dtype == np.int16:
                 x = x.astype(np.float32) / 32768.0
             out[m] = torch.from_numpy(np.ascontiguousarray(x))
@@ -79,8 +101,37 @@ class ArraySource:
 
 
 @dataclass
+class TokenSource:
+    """A source whose text modalities in `tokenizers` decode to token tensors (kind "tokens").
+
+    `tokenizers[m]` maps the raw string (`base.text(row, m)`) to a (2, L) int64 array; other
+    modalities are decoded by `base` as before.
+    """
+
+    base: SampleSource
+    tokenizers: dict[str, Callable[[str], np.ndarray]]
+
+    def text(self, row: int, modality: str) -> str:
+        return self.base.text(row, modality)  # type: ignore[attr-defined]
+
+    def get(self, row: int, modalities: list[str]) -> dict[str, Tensor]:
+        rest = [m for m in modalities if m not in self.tokenizers]
+        out = self.base.get(row, rest) if rest else {}
+        for m in modalities:
+            if m in self.tokenizers:
+                out[m] = torch.from_numpy(np.asarray(self.tokenizers[m](self.text(row, m)), dtype=np.int64))
+        return {m: out[m] for m in modalities}
+
+
+@dataclass
 class RawMultimodalData:
-    """Raw samples of several modalities with labels and named splits (row indices)."""
+    """Raw samples of several modalities with labels and named splits (row indices).
+
+    task: "classification" (int64 labels 0..C-1) or "regression" (float32 targets, num_classes
+    1); "" detects it from the labels as `MultimodalData` does. encoder_defaults: modality ->
+    registered encoder used when none is asked for (else the kind's default), e.g. MOSI's raw
+    transcripts default to `minilm`.
+    """
 
     name: str
     kinds: dict[str, str]
@@ -91,6 +142,8 @@ class RawMultimodalData:
     num_classes: int = -1
     sample_rates: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    task: str = ""
+    encoder_defaults: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.kinds) < 2:
@@ -100,7 +153,11 @@ class RawMultimodalData:
             raise PMRFusionError(f"dataset '{self.name}': unknown modality kinds {bad}; use {KINDS}")
         for m in self.kinds:
             check_modality_name(self.name, m)
-        self.labels, self.num_classes, label_notes = check_labels(self.name, self.labels, self.num_classes)
+        labels = np.asarray(self.labels).reshape(-1)
+        self.task = check_task(self.task or detect_task(labels))
+        self.labels, self.num_classes, label_notes = check_labels(
+            self.name, labels, self.num_classes, self.task
+        )
         self.notes = list(self.notes) + [n for n in label_notes if n not in self.notes]
         n = len(self.labels)
         if n == 0:
@@ -127,24 +184,41 @@ class RawMultimodalData:
         return self.splits[name]
 
     def with_validation(self, fraction: float = 0.15, seed: int = 0) -> RawMultimodalData:
-        """A copy whose 'train' split is cut into train/val (stratified, seeded); 'val' kept if given."""
+        """A copy whose 'train' split is cut into train/val (stratified by class, seeded; random
+        for regression); 'val' kept if given."""
         if "val" in self.splits or fraction <= 0:
             return self
-        train, val = carve_validation(self.split("train"), self.labels, fraction, seed)
+        strata = np.zeros(len(self.labels), np.int64) if self.task == REGRESSION else self.labels
+        train, val = carve_validation(self.split("train"), strata, fraction, seed)
         splits = {**self.splits, "train": train, "val": val}
-        return RawMultimodalData(
-            self.name, self.kinds, self.shapes, self.labels, splits, self.source,
-            self.num_classes, self.sample_rates, list(self.notes),
-        )  # fmt: skip
+        return dataclasses.replace(self, splits=splits, notes=list(self.notes))
+
+    def with_tokens(self, tokenizers: dict[str, Callable[[str], np.ndarray]]) -> RawMultimodalData:
+        """A copy whose text modalities in `tokenizers` decode to (2, L) int64 tokens (kind "tokens").
+
+        Each tokenizer maps a string to a fixed-size (2, L) array and has a `shape` attribute.
+        """
+        bad = {m: self.kinds.get(m) for m in tokenizers if self.kinds.get(m) != "text"}
+        if bad:
+            raise PMRFusionError(f"dataset '{self.name}': only text modalities can be tokenised, got {bad}")
+        kinds = {m: "tokens" if m in tokenizers else k for m, k in self.kinds.items()}
+        shapes = {m: tuple(tokenizers[m].shape) if m in tokenizers else s for m, s in self.shapes.items()}
+        source = TokenSource(self.source, dict(tokenizers))
+        return dataclasses.replace(self, kinds=kinds, shapes=shapes, source=source, notes=list(self.notes))
 
     def rows(self, split: str, modalities: list[str] | None = None) -> RawSplit:
         return RawSplit(self, self.split(split), modalities)
 
     def summary(self) -> str:
-        mods = ", ".join(f"{m} {self.kinds[m]} {tuple(self.shapes[m])}" for m in self.kinds)
+        mods = ", ".join(
+            f"{m} {self.kinds[m]} {tuple(self.shapes[m])}"
+            + (f" -> {self.encoder_defaults[m]}" if m in self.encoder_defaults else "")
+            for m in self.kinds
+        )
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
+        task = "regression" if self.task == REGRESSION else f"{self.num_classes} classes"
         return (
-            f"{self.name}: {self.num_samples} samples, {self.num_classes} classes, "
+            f"{self.name}: {self.num_samples} samples, {task}, "
             f"{len(self.kinds)} raw modalities ({mods}); splits: {sizes}"
         )
 
@@ -158,9 +232,10 @@ class RawDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> tuple[dict[str, Tensor], int, int]:
+    def __getitem__(self, i: int) -> tuple[dict[str, Tensor], np.generic, int]:
         row = int(self.rows[i])
-        return self.source.get(row, self.modalities), int(self.labels[i]), row
+        # a numpy scalar collates to a tensor of its dtype: int64 classes, float32 targets
+        return self.source.get(row, self.modalities), self.labels[i], row
 
 
 @dataclass
@@ -191,7 +266,8 @@ class RawSplit:
     @property
     def labels(self) -> Tensor:
         lab = self.label_override if self.label_override is not None else self.data.labels[self.rows]
-        return torch.from_numpy(np.asarray(lab, dtype=np.int64))
+        dtype = np.float32 if self.data.task == REGRESSION else np.int64
+        return torch.from_numpy(np.asarray(lab, dtype=dtype))
 
     @property
     def index(self) -> Tensor:
@@ -245,6 +321,7 @@ __all__ = [
     "RawMultimodalData",
     "RawSplit",
     "SampleSource",
+    "TokenSource",
     "fit_length",
     "text_features",
 ]

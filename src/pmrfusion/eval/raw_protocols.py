@@ -6,7 +6,8 @@ reused): each (sample, modality) cell is corrupted with p = 0.5.
   absent, so the composed model zeroes their encoder outputs);
 - gaussian:eps: x + sqrt(eps) * sigma_m * N(0, 1), sigma_m the training rows' std of the raw
   input (pixel std for images, waveform std for audio, per-feature std for vectors): variance
-  eps on the standardised scale, as on feature vectors;
+  eps on the standardised scale, as on feature vectors; token ids (kind "tokens") have no
+  additive noise and stay clean;
 - salt_pepper:eps (images only): round(eps/10 * C*H*W) pixels of a corrupted image set to the
   training minimum or maximum pixel value, each with probability 1/2.
 """
@@ -75,6 +76,9 @@ def raw_conditions(
             mask = corrupt_mask(n, len(mods), gen)
             feats = {}
             for i, (m, x) in enumerate(features.items()):
+                if kinds[m] == "tokens":
+                    feats[m] = x
+                    continue
                 std = stats[m].std.float()
                 std = std.reshape(x.shape[1:]) if std.numel() > 1 else std
                 noise = torch.randn(x.shape, generator=gen) * (eps**0.5) * std

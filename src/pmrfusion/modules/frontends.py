@@ -5,8 +5,9 @@
   with |STFT| average-pooled to a configurable (freq, time) size (default 32 x 32), then
   standardised per (freq, time) cell with the training rows' log-spectrogram mean/std
   (zero padding of short recordings gives log(1e-8) cells) -> (B, 1, F, T);
-- array / text: flattened, standardised per feature.
-Statistics come from `fit_stats` over (a seeded subset of) the training rows only.
+- array / text: flattened, standardised per feature;
+- tokens: (B, 2, L) int64 [ids; mask], passed through untouched (the text model embeds them).
+Statistics come from `fit_stats` over (a seeded subset of) the training rows only (none for tokens).
 """
 
 from __future__ import annotations
@@ -73,6 +74,17 @@ class AudioFrontend(nn.Module):
         return (self.spectrogram(wave) - self.mean) / self.std
 
 
+class TokenFrontend(nn.Module):
+    """Token ids and attention mask go to the encoder as they are (no statistics)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.out_shape = tuple(shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.long()
+
+
 class VectorFrontend(nn.Module):
     def __init__(self, stats: ModalityStats):
         super().__init__()
@@ -103,11 +115,13 @@ def fit_stats(split: RawSplit, cfg: FrontendConfig | None = None) -> dict[str, M
     """Per-modality statistics of the training rows (audio: waveform and log-spectrogram)."""
     cfg = cfg or FrontendConfig()
     kinds = split.data.kinds
-    acc: dict[str, list[Tensor]] = {m: [] for m in split.modalities}
-    for batch in sample_batches(split, cfg.max_rows):
-        for m, x in batch.features.items():
-            acc[m].append(x.float())
-    stats = {}
+    no_stats = ModalityStats(torch.zeros(()), torch.ones(()))
+    stats = {m: no_stats for m in split.modalities if kinds[m] == "tokens"}
+    acc: dict[str, list[Tensor]] = {m: [] for m in split.modalities if m not in stats}
+    if acc:
+        for batch in sample_batches(split.only(list(acc)), cfg.max_rows):
+            for m, x in batch.features.items():
+                acc[m].append(x.float())
     for m, parts in acc.items():
         x = torch.cat(parts)
         if kinds[m] in ("image", "audio"):
@@ -119,7 +133,7 @@ def fit_stats(split: RawSplit, cfg: FrontendConfig | None = None) -> dict[str, M
         else:
             flat = x.flatten(1)
             stats[m] = ModalityStats(flat.mean(0), flat.std(0), float(flat.min()), float(flat.max()))
-    return stats
+    return {m: stats[m] for m in split.modalities}
 
 
 def build_frontend(
@@ -131,6 +145,8 @@ def build_frontend(
         return ImageFrontend(stats, shape)
     if kind == "audio":
         return AudioFrontend(shape[0], stats.spec_mean, stats.spec_std, cfg.n_fft, cfg.spectrogram_size)
+    if kind == "tokens":
+        return TokenFrontend(shape)
     return VectorFrontend(stats)
 
 
@@ -140,6 +156,7 @@ __all__ = [
     "ImageFrontend",
     "LogSpectrogram",
     "ModalityStats",
+    "TokenFrontend",
     "VectorFrontend",
     "build_frontend",
     "fit_stats",

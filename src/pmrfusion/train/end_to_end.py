@@ -6,6 +6,16 @@ Regimes (PMR §4):
   (`pretrain_encoders`), then fixed while the fusion method trains;
 - `finetune`: the same unimodal pre-training, then everything trained jointly.
 Pre-training runs once per seed and is shared by every method of that seed.
+
+A pretrained encoder (`minilm`) already has its pre-training: it skips the unimodal stage, and its
+pretrained weights train with their own AdamW learning rate (`EncoderConfig.pretrained_lr`). So
+for it `end-to-end` and `finetune` both fine-tune its shipped weights with the fusion (they differ
+only in the other modalities' encoders), and `frozen` keeps its shipped weights fixed (and its
+linear map to `out_dim`, if any, at its random initialisation): only the fusion (and the other
+encoders' pre-training) trains, as with cached frozen embeddings (`mosi-minilm`).
+
+Regression datasets (float labels, e.g. `mosi-text`) train with the trainer's L1 loss, early-stop
+on validation MAE and are scored with `eval.regression_metrics` (`task_metrics`).
 """
 
 from __future__ import annotations
@@ -21,8 +31,8 @@ from torch import Tensor
 
 from pmrfusion.data.raw import LoaderSettings, RawMultimodalData, RawSplit
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.eval.metrics import classification_metrics
 from pmrfusion.eval.raw_protocols import check_raw_protocol, raw_conditions
+from pmrfusion.eval.regression_metrics import primary_metric, task_metrics
 from pmrfusion.methods.base import FusionModel, method_config
 from pmrfusion.modules.composition import (
     EncodedFusion,
@@ -30,7 +40,10 @@ from pmrfusion.modules.composition import (
     UnimodalClassifier,
     build_model,
     default_encoders,
+    encoder_names,
+    with_encoder_inputs,
 )
+from pmrfusion.modules.encoders import encoder_spec
 from pmrfusion.modules.frontends import FrontendConfig, ModalityStats, fit_stats
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.train.trainer import TrainConfig, TrainResult, predict, seed_everything, train
@@ -49,7 +62,9 @@ class EncoderConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     loader: LoaderSettings = field(default_factory=LoaderSettings)
     encoder_lr: float | None = None  # None: TrainConfig.lr
+    pretrained_lr: float = 5e-5  # AdamW learning rate of pretrained weights (MiniLM's BERT) when fine-tuned
     pretrain_epochs: int | None = None  # None: TrainConfig.epochs
+    max_length: int = 128  # tokens per text for token encoders (minilm); padding is trimmed per batch
 
     def __post_init__(self) -> None:
         if self.regime not in REGIMES:
@@ -76,17 +91,24 @@ class RawPrepared:
         return self.data.modalities
 
     def test_features(self) -> dict[str, Tensor]:
-        """The decoded test split as float tensors (kept for every protocol condition)."""
+        """The decoded test split as float tensors, token ids kept as int64 (kept for every
+        protocol condition)."""
         if self._test_features is None:
-            self._test_features = {m: x.float() for m, x in self.test.materialize().items()}
+            kinds = self.data.kinds
+            feats = self.test.materialize()
+            self._test_features = {m: x if kinds[m] == "tokens" else x.float() for m, x in feats.items()}
         return self._test_features
 
 
 def prepare_raw(
     data: RawMultimodalData, val_fraction: float = 0.15, seed: int = 0, cfg: EncoderConfig | None = None
 ) -> RawPrepared:
-    """Seeded validation split carved from train; front-end statistics from the training rows."""
+    """Seeded validation split carved from train; front-end statistics from the training rows.
+
+    Text modalities whose encoder takes tokens are tokenised at decode time (`with_encoder_inputs`).
+    """
     cfg = cfg or EncoderConfig()
+    data = with_encoder_inputs(data, cfg.encoders, cfg.max_length)
     data = data.with_validation(val_fraction, seed)
     splits = {s: RawSplit(data, data.splits[s], None, cfg.loader) for s in data.splits}
     stats = fit_stats(splits["train"], cfg.frontend)
@@ -99,6 +121,10 @@ def build_encoders(prepared: RawPrepared, cfg: EncoderConfig) -> dict[str, Modal
     )
 
 
+def _pretrained_optimizer(cfg: EncoderConfig, tc: TrainConfig) -> OptimizerSpec:
+    return OptimizerSpec("adamw", cfg.pretrained_lr, 0.9, tc.weight_decay)
+
+
 def fit_unimodal(
     modality: str, prepared: RawPrepared, seed: int, tc: TrainConfig, cfg: EncoderConfig,
     encoder: ModalityEncoder | None = None,
@@ -106,7 +132,7 @@ def fit_unimodal(
     """Encoder + linear head trained on one modality (unimodal baseline and pre-training)."""
     seed_everything(seed)
     enc = encoder if encoder is not None else build_encoders(prepared, cfg)[modality]
-    clf = UnimodalClassifier(modality, enc, prepared.num_classes)
+    clf = UnimodalClassifier(modality, enc, prepared.num_classes, _pretrained_optimizer(cfg, tc))
     val = prepared.val.only([modality]) if prepared.val is not None else None
     epochs = cfg.pretrain_epochs or tc.epochs
     tc = dataclasses.replace(tc, seed=seed, epochs=epochs)
@@ -117,11 +143,14 @@ def fit_unimodal(
 def pretrain_encoders(
     prepared: RawPrepared, seed: int, tc: TrainConfig, cfg: EncoderConfig
 ) -> dict[str, ModalityEncoder]:
-    """Every encoder trained alone with a linear head (the `frozen` / `finetune` start)."""
+    """Every encoder trained alone with a linear head (the `frozen` / `finetune` start); pretrained
+    encoders (`minilm`) keep their shipped weights."""
     seed_everything(seed)
     encs = build_encoders(prepared, cfg)
+    names = encoder_names(prepared.data, cfg.encoders)
     for m in prepared.modalities:
-        fit_unimodal(m, prepared, seed, tc, cfg, encs[m])
+        if not encoder_spec(names[m]).pretrained:
+            fit_unimodal(m, prepared, seed, tc, cfg, encs[m])
     return encs
 
 
@@ -140,7 +169,9 @@ def fit_raw_method(
     else:
         encs = build_encoders(prepared, cfg)
     enc_opt = OptimizerSpec("adamw", cfg.encoder_lr or tc.lr, 0.9, tc.weight_decay)
-    model = build_model(encs, method, prepared.num_classes, enc_opt, **overrides_for(method, overrides))
+    pre_opt = _pretrained_optimizer(cfg, tc)
+    options = overrides_for(method, overrides)
+    model = build_model(encs, method, prepared.num_classes, enc_opt, pre_opt, **options)
     if cfg.regime == "frozen":
         model.freeze_encoders()
     result = train(model, prepared.train, prepared.val, dataclasses.replace(tc, seed=seed))
@@ -150,14 +181,15 @@ def fit_raw_method(
 def evaluate_raw(
     model: FusionModel, prepared: RawPrepared, protocols: Sequence[str], seed: int, base: dict[str, Any]
 ) -> list[dict]:
-    """Records for every metric of every raw-input condition of every protocol."""
+    """Records for every metric (classification or regression) of every raw-input condition of
+    every protocol."""
     feats = prepared.test_features()
     labels = prepared.test.labels
     records = []
     for proto in protocols:
         for cond in raw_conditions(proto, feats, prepared.data.kinds, prepared.stats, seed):
             logits = predict(model, cond.features, cond.present, batch_size=512)
-            for metric, value in classification_metrics(logits, labels, prepared.num_classes).items():
+            for metric, value in task_metrics(logits, labels, prepared.num_classes).items():
                 records.append({**base, "protocol": proto, "condition": cond.name,
                                 "present": cond.present_modalities, "seed": seed,
                                 "metric": metric, "value": value})  # fmt: skip
@@ -182,6 +214,8 @@ def encoder_config_for(data, encoders: str | None, regime: str) -> EncoderConfig
     if bad:
         names = ", ".join(sorted(available_encoders()))
         raise PMRFusionError(f"unknown encoder(s) {bad}: use one of {names}")
+    for name in encoder_names(data, cfg.encoders).values():  # kinds match, extras installed
+        encoder_spec(name).check_available()
     return cfg
 
 
@@ -201,11 +235,13 @@ def train_command(
         if ctx is not None and not ctx.is_main:
             return ""
         recs = evaluate_raw(model, prepared, ["clean"], seed, {})
-        acc = next(r["value"] for r in recs if r["metric"] == "accuracy")
+        metric = primary_metric(recs)
+        value = next(r["value"] for r in recs if r["metric"] == metric)
+        val = result.best_val_accuracy if metric == "accuracy" else result.best_val_mae
         where = f" ({ctx.world_size} processes, {ctx.device.type})" if ctx is not None else ""
         return (
             f"{method} on {data.name}{where}, {cfg.regime}: best epoch {result.best_epoch}/"
-            f"{result.epochs_run}, val accuracy {result.best_val_accuracy:.4f}, test accuracy {acc:.4f}"
+            f"{result.epochs_run}, val {metric} {val:.4f}, test {metric} {value:.4f}"
         )
 
 
