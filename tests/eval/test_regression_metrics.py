@@ -70,7 +70,7 @@ def test_seven_subset_table_averages_per_seed():
     means = subset_means(records, ["mae"])
     assert means[("m", "a,t", "mae")].tolist() == [4.0, 5.0]
     assert means[("m", "avg", "mae")].tolist() == [3.0, 4.0]  # mean of 0..6, then of 1..7
-    assert "m,avg,mae,3.5000,0.5000,2" in subset_table_csv(records, ["mae"])
+    assert "m,avg,mae,3.5000,0.7071,2" in subset_table_csv(records, ["mae"])
 
 
 def test_worst_seed_of_mae_is_the_largest():

@@ -17,6 +17,11 @@ SUBSET_ORDER = ("a", "t", "v", "a,v", "a,t", "t,v", "a,t,v")
 AVERAGE = "avg"
 
 
+def _std(v: np.ndarray) -> float:
+    """Sample std over seeds (ddof 1); 0 for one seed (as `pmrfusion.bench.records.sample_std`)."""
+    return float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
 def subset_label(present: Sequence[str] | str) -> str:
     """{'audio', 'text'} (or "audio+text") -> "a,t": first letters in a, t, v order."""
     if isinstance(present, str):
@@ -41,7 +46,7 @@ def subset_means(records: Iterable[dict], metrics: Sequence[str]) -> dict[tuple[
 
 
 def subset_table_csv(records: Iterable[dict], metrics: Sequence[str] = ("acc2", "f1", "mae"), **tags) -> str:
-    """Long CSV: tags..., method, subset, metric, mean, std (population, over seeds), seeds."""
+    """Long CSV: tags..., method, subset, metric, mean, std (sample, ddof 1, over seeds), seeds."""
     means = subset_means(records, metrics)
     methods = list(dict.fromkeys(k[0] for k in means))
     buf = io.StringIO()
@@ -52,7 +57,7 @@ def subset_table_csv(records: Iterable[dict], metrics: Sequence[str] = ("acc2", 
             for metric in metrics:
                 v = means.get((m, s, metric))
                 if v is not None:
-                    w.writerow([*tags.values(), m, s, metric, f"{v.mean():.4f}", f"{v.std():.4f}", len(v)])
+                    w.writerow([*tags.values(), m, s, metric, f"{v.mean():.4f}", f"{_std(v):.4f}", len(v)])
     return buf.getvalue()
 
 
@@ -68,7 +73,7 @@ def subset_table_markdown(records: Iterable[dict], metric: str, scale: float = 1
         for c in cols:
             v = means.get((m, c, metric))
             digits = 1 if scale != 1.0 else 3
-            cells.append("" if v is None else f"{scale * v.mean():.{digits}f} ± {scale * v.std():.{digits}f}")
+            cells.append("" if v is None else f"{scale * v.mean():.{digits}f} ± {scale * _std(v):.{digits}f}")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
