@@ -108,8 +108,15 @@ def test_generated_manifest_trains_and_evaluates_from_the_cli(avmnist, tmp_path)
              "--regime", "frozen", "--out", str(tmp_path / "frozen"), "--quiet")  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert "salt_pepper:5" in (tmp_path / "frozen" / "results.md").read_text()
-    r = _cli("train", "--dataset", str(manifest), "--method", "rg-concat", "--epochs", "1", "--quiet")
+    ckpt = tmp_path / "rg.pt"
+    r = _cli("train", "--dataset", str(manifest), "--method", "rg-concat", "--epochs", "1", "--quiet",
+             "--save", str(ckpt))  # fmt: skip
     assert r.returncode == 0 and "rg-concat on manifest, end-to-end" in r.stdout, r.stderr[-3000:]
+    test_acc = " ".join(r.stdout.split()).split("test accuracy ")[1].split()[0]
+    r = _cli("eval", "--load", str(ckpt), "--protocols", "clean,missing")  # dataset named by the checkpoint
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"clean │ {test_acc} ±" in " ".join(r.stdout.split()), r.stdout  # reloaded: same score
+    assert "missing:image" in r.stdout
     # bad input: one line, exit 2, nothing written
     bad = manifest.read_text().replace("wav/7.wav", "wav/missing.wav")
     (tmp_path / "data" / "bad.csv").write_text(bad)

@@ -31,6 +31,11 @@ def eval_cmd(
     for p in protos:
         check_protocol(p)
     check_seed(seed)
+    from pmrfusion.train.raw_checkpoint import is_raw_checkpoint
+
+    if is_raw_checkpoint(load):
+        _eval_raw(load, dataset, protos, seed, data_root)
+        return
     model, meta, scaler = load_checkpoint(load)
     data = load_dataset(dataset or meta["dataset"], data_root)
     check_data_matches(meta, data.modalities, data.dims, data.num_classes)
@@ -40,4 +45,27 @@ def eval_cmd(
     prepared.train = to_split(data, prepared.train.index.numpy(), scaler)
     prepared.test = to_split(data, data.split("test"), scaler)
     recs = evaluate(model, prepared, protos, seed, {"dataset": data.name, "method": meta["method"]})
+    print_summary(recs, len(data.modalities))
+
+
+def _eval_raw(load: Path, dataset: str | None, protos: list[str], seed: int, data_root) -> None:
+    """A raw-data checkpoint (encoders + method) on the test split of a raw dataset."""
+    from pmrfusion.data.raw import RawMultimodalData
+    from pmrfusion.errors import PMRFusionError
+    from pmrfusion.eval.raw_protocols import check_raw_protocol
+    from pmrfusion.train.end_to_end import RawPrepared, evaluate_raw
+    from pmrfusion.train.raw_checkpoint import load_raw_checkpoint
+
+    for p in protos:
+        check_raw_protocol(p)
+    import torch
+
+    meta = torch.load(load, map_location="cpu", weights_only=True)
+    data = load_dataset(dataset or str(meta.get("dataset", "")), data_root)
+    if not isinstance(data, RawMultimodalData):
+        raise PMRFusionError(f"{load} holds encoders for raw data; '{data.name}' is a feature dataset")
+    model, meta, data, stats = load_raw_checkpoint(load, data)
+    test = data.rows("test")
+    prepared = RawPrepared(data, test, None, test, stats)
+    recs = evaluate_raw(model, prepared, protos, seed, {"dataset": data.name, "method": meta["method"]})
     print_summary(recs, len(data.modalities))

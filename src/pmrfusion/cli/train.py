@@ -17,7 +17,6 @@ from pmrfusion.cli.options import (
     SetOpt,
     train_config,
 )
-from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.tensors import prepare
 from pmrfusion.eval.regression_metrics import primary_metric
@@ -43,6 +42,10 @@ def train_cmd(
     quiet: Quiet = False,
     label_noise: LabelNoise = 0.0,
     modality_dropout: ModalityDropout = 0.0,
+    encoders: Annotated[
+        str | None, typer.Option(help="raw data: modality=encoder list, e.g. image=cnn,audio=audio-cnn")
+    ] = None,
+    regime: Annotated[str, typer.Option(help="raw data: end-to-end, frozen or finetune")] = "end-to-end",
 ) -> None:
     """Train one method on one dataset; report validation and clean test accuracy.
 
@@ -56,10 +59,11 @@ def train_cmd(
         check_output_file(save, "--save")
     tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout)
     data = load_dataset(dataset, data_root)
-    if not isinstance(data, MultimodalData):  # raw data: encoders + method, end-to-end
-        from pmrfusion.train.end_to_end import train_command
+    from pmrfusion.train.end_to_end import encoder_config_for, train_command
 
-        console.print(train_command(data, method, seed, overrides, tc, save))
+    cfg = encoder_config_for(data, encoders, regime)
+    if cfg is not None:  # raw data: encoders + method
+        console.print(train_command(data, method, seed, overrides, tc, save, cfg, dataset))
         return
     prepared = prepare(data, seed=seed)
     with distributed.distributed_session() as ctx:

@@ -221,13 +221,12 @@ def encoder_config_for(data, encoders: str | None, regime: str) -> EncoderConfig
 
 def train_command(
     data: RawMultimodalData, method: str, seed: int, overrides: dict[str, Any], tc: TrainConfig,
-    save=None, cfg: EncoderConfig | None = None,
+    save=None, cfg: EncoderConfig | None = None, dataset: str | None = None,
 ) -> str:  # fmt: skip
-    """`pmrfusion train` on raw data (DDP under torchrun): train, test clean, the summary line."""
+    """`pmrfusion train` on raw data (DDP under torchrun): train, test clean, the summary line;
+    with `save`, a raw checkpoint (`train.raw_checkpoint`) naming `dataset` (default: data.name)."""
     from pmrfusion.train import distributed
 
-    if save is not None:
-        raise PMRFusionError("--save is not supported for raw datasets yet (encoder checkpoints)")
     cfg = cfg or EncoderConfig()
     prepared = prepare_raw(data, 0.15, seed, cfg)
     with distributed.distributed_session() as ctx:
@@ -239,10 +238,19 @@ def train_command(
         value = next(r["value"] for r in recs if r["metric"] == metric)
         val = result.best_val_accuracy if metric == "accuracy" else result.best_val_mae
         where = f" ({ctx.world_size} processes, {ctx.device.type})" if ctx is not None else ""
-        return (
+        line = (
             f"{method} on {data.name}{where}, {cfg.regime}: best epoch {result.best_epoch}/"
             f"{result.epochs_run}, val {metric} {val:.4f}, test {metric} {value:.4f}"
         )
+        if save is not None:
+            from pmrfusion.train.raw_checkpoint import save_raw_checkpoint
+
+            save_raw_checkpoint(
+                save, model, method, overrides, prepared.data, encoder_names(prepared.data, cfg.encoders),
+                cfg.widths, cfg.frontend, prepared.stats, dataset or data.name, cfg.max_length,
+            )  # fmt: skip
+            line += f"\ncheckpoint written to {save}"
+        return line
 
 
 def run_raw_grid(
