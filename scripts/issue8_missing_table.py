@@ -27,7 +27,12 @@ def main() -> None:
     rows = []
     for item in args.runs:
         label, folder = item.split("=", 1)
-        records = [r for c in read_cells(folder) for r in c["records"]]
+        cells = read_cells(folder)
+        for c in cells:
+            if c.get("status") != "ok":  # e.g. a diverged run: reported, not averaged
+                what = f"{c['dataset']} {c['method']} seed {c['seed']}"
+                print(f"# {label}: {what} {c['status']}: {c.get('note')}")
+        records = [r for c in cells if c.get("status") == "ok" for r in c["records"]]
         datasets = sorted({r["dataset"] for r in records})
         if args.datasets:
             datasets = [d for d in datasets if d in args.datasets.split(",")]
@@ -35,7 +40,8 @@ def main() -> None:
             recs = [r for r in records if r["dataset"] == ds]
             num_mod = max(len(r["present"]) for r in recs)
             for method in dict.fromkeys(r["method"] for r in recs):
-                row = {"run": label, "dataset": ds, "method": method}
+                seeds = len({r["seed"] for r in recs if r["method"] == method})
+                row = {"run": label, "dataset": ds, "method": method, "seeds": seeds}
                 row["clean"] = format_mean_std_worst(
                     per_seed_means(recs, method, lambda r: r["protocol"] == "clean"), 100, 2
                 )
@@ -52,8 +58,10 @@ def main() -> None:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    print("| " + " | ".join(rows[0]) + " |")
+    print("|" + "---|" * len(rows[0]))
     for r in rows:
-        print(" | ".join(str(v) for v in r.values()))
+        print("| " + " | ".join(str(v) for v in r.values()) + " |")
 
 
 if __name__ == "__main__":

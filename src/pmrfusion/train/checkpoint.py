@@ -86,16 +86,24 @@ def check_metadata(payload: dict[str, Any], path: Path) -> None:
         raise PMRFusionError(f"{where}: state_dict must map names to tensors")
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any], Standardizer]:
-    """Rebuild the model from a checkpoint; returns (model, metadata, scaler)."""
-    path = Path(path)
+def read_payload(path: Path) -> dict[str, Any]:
+    """The checkpoint file's mapping, read with `weights_only=True` (no pickled code runs)."""
     if not path.exists():
         raise PMRFusionError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
         raise PMRFusionError(f"cannot read checkpoint {path}: {first_line(e, with_type=True)}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict):
+        raise PMRFusionError(f"{path} is not a pmrfusion checkpoint")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any], Standardizer]:
+    """Rebuild the model from a checkpoint; returns (model, metadata, scaler)."""
+    path = Path(path)
+    payload = read_payload(path)
+    if payload.get("format") != FORMAT:
         raise PMRFusionError(f"{path} is not a pmrfusion checkpoint")
     absent = [k for k in REQUIRED_KEYS if k not in payload]
     if absent:

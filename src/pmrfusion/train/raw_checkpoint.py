@@ -23,6 +23,7 @@ from pmrfusion.modules.composition import DEFAULT_WIDTH, EncodedFusion, build_mo
 from pmrfusion.modules.encoders import available_encoders
 from pmrfusion.modules.frontends import FrontendConfig, ModalityStats
 from pmrfusion.paths import atomic_write
+from pmrfusion.train.checkpoint import read_payload
 
 FORMAT = "pmrfusion-raw-checkpoint-1"
 REQUIRED_KEYS = ("method", "config", "dataset", "num_classes", "modalities", "frontend", "state_dict")
@@ -73,19 +74,7 @@ def save_raw_checkpoint(
 
 def is_raw_checkpoint(path: str | os.PathLike) -> bool:
     """True if `path` holds a raw-data checkpoint (read with `weights_only=True`)."""
-    return _read(Path(path)).get("format") == FORMAT
-
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise PMRFusionError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for corrupt files
-        raise PMRFusionError(f"cannot read checkpoint {path}: {first_line(e, with_type=True)}") from None
-    if not isinstance(payload, dict):
-        raise PMRFusionError(f"{path} is not a pmrfusion checkpoint")
-    return payload
+    return read_payload(Path(path)).get("format") == FORMAT
 
 
 def _check_metadata(p: dict[str, Any], where: str) -> None:
@@ -178,7 +167,7 @@ def load_raw_checkpoint(
     from pmrfusion.modules.composition import with_encoder_inputs
 
     path = Path(path)
-    p = _read(path)
+    p = read_payload(path)
     if p.get("format") != FORMAT:
         raise PMRFusionError(f"{path} is not a raw-data pmrfusion checkpoint")
     _check_metadata(p, f"checkpoint {path}")
