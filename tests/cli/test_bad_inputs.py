@@ -337,3 +337,32 @@ def test_ctrl_c_in_a_suite_with_workers_keeps_cells(tmp_path):
     assert err.strip().splitlines() == [err.strip()] and err.startswith("interrupted:"), err
     assert "cells/" in err and "Traceback" not in err
     assert not list(out.rglob("*.tmp"))  # nothing half-written
+
+
+FEATURE_ONLY_COMMANDS = [
+    ["suite", "paper", "--methods", "concat", "--seeds", "1", "--datasets", "{m}", "--out", "{out}"],
+    ["rcml", "--datasets", "{m}", "--methods", "concat", "--runs", "1", "--out", "{out}"],
+    ["retrieval", "--dataset", "{m}", "--methods", "concat", "--seeds", "1", "--out", "{out}"],
+    ["analyze-pmr", "gradcos", "--dataset", "{m}", "--out", "{out}"],
+    ["analyze-dynamic", "weights", "--dataset", "{m}", "--out", "{out}"],
+    ["bench-dynamic", "--datasets", "{m}", "--out", "{out}/page.md"],
+    ["select-on-validation", "--dataset", "{m}"],
+    ["speed", "--dataset", "{m}"],
+]
+
+
+@pytest.mark.parametrize("argv", FEATURE_ONLY_COMMANDS, ids=lambda a: a[0])
+def test_feature_only_commands_refuse_a_raw_manifest(tmp_path, capsys, argv):
+    """A manifest of raw files goes through bench/train/eval; every other command says so in one line."""
+    rows = ["vec,img,label"]
+    for i in range(12):
+        np.save(tmp_path / f"v{i}.npy", np.full(3, i, np.float32))
+        np.save(tmp_path / f"i{i}.npy", np.zeros((1, 4, 4), np.float32))
+        rows.append(f"v{i}.npy,i{i}.npy,{i % 2}")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    code, err = run_main([a.format(m=manifest, out=out) for a in argv], capsys)
+    assert_one_error(code, err, "holds raw inputs")
+    assert argv[0] in err.splitlines()[0]
+    assert not out.exists()

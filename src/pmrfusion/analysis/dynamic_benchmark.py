@@ -20,7 +20,7 @@ import torch
 
 from pmrfusion.bench.records import format_stats, parse_condition
 from pmrfusion.bench.runner import fit_method
-from pmrfusion.data.loaders import load_dataset
+from pmrfusion.data.loaders import load_dataset, load_feature_dataset
 from pmrfusion.data.tensors import prepare
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.methods import build_method
@@ -54,8 +54,8 @@ def evaluate(model, test, seed: int) -> dict[float, float]:
 
 def run_accuracy(datasets: list[str], seeds: int, log) -> dict:
     res: dict = {}
-    for ds in datasets:
-        data = load_dataset(ds)
+    loaded = {ds: load_feature_dataset(ds, "bench-dynamic") for ds in datasets}  # every one, before training
+    for ds, data in loaded.items():
         for seed in range(seeds):
             p = prepare(data, seed=seed)
             for label, name, kw in METHODS:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 
 from pmrfusion.bench.runner import fit_method
-from pmrfusion.data.loaders import load_dataset
+from pmrfusion.data.loaders import load_feature_dataset
 from pmrfusion.data.tensors import prepare
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.train.trainer import TrainConfig, predict
@@ -30,7 +30,7 @@ def select_on_validation(
 ) -> None:
     """Print the validation table, one row per variant as it finishes."""
     torch.set_num_threads(1)
-    data = load_dataset(dataset)
+    data = load_feature_dataset(dataset, "select-on-validation")
     num_mods = len(data.modalities)
     print("| variant | val clean | val mean leave-one-out | val mean keep-one |")
     print("|---|---|---|---|")

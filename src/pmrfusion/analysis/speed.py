@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from pmrfusion.analysis.throughput import inference_latency, matmul_roofline, training_step_cost
-from pmrfusion.data.loaders import load_dataset
+from pmrfusion.data.loaders import load_feature_dataset
 from pmrfusion.data.tensors import prepare
 from pmrfusion.methods import build_method
 from pmrfusion.train.trainer import seed_everything
@@ -28,7 +28,7 @@ def speed_tables(
 ) -> None:
     """Print the throughput/latency table and the FLOP/s vs roofline table, line by line."""
     torch.set_num_threads(threads)
-    data = prepare(load_dataset(dataset), 0.15, 0)
+    data = prepare(load_feature_dataset(dataset, "speed"), 0.15, 0)
     print(
         f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {threads}"
     )

@@ -173,11 +173,11 @@ def rcml_benchmark(
 ) -> Path:
     """Run `run_rcml` on every dataset; append records to ``records.csv`` as they come, then write
     ``summary.csv`` (`summarize_rcml`). Returns the summary path."""
-    from pmrfusion.data.loaders import load_dataset
+    from pmrfusion.data.loaders import load_feature_dataset
 
     for m in spec.methods:
         method_config(m, **spec.method_overrides.get(m, {}))  # fail before anything is written
-    loaded = {name: load_dataset(name, data_root) for name in datasets}
+    loaded = {name: load_feature_dataset(name, "rcml", data_root) for name in datasets}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rec_path = out / "records.csv"

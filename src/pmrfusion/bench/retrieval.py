@@ -157,7 +157,7 @@ def retrieval_experiment(
     log: Callable[[str], None] = print,
 ) -> str:
     """Retrieval on a two-modality dataset; writes OUT/results.json and OUT/results.md, returns the md."""
-    from pmrfusion.data.loaders import load_dataset
+    from pmrfusion.data.loaders import load_feature_dataset
     from pmrfusion.methods import method_config
     from pmrfusion.train.trainer import TrainConfig, seed_range
 
@@ -170,7 +170,7 @@ def retrieval_experiment(
     if objective not in OBJECTIVES:
         raise PMRFusionError(f"objective must be 'contrastive' or 'joint', got {objective!r}")
     tc = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
-    data = load_dataset(dataset, data_root)
+    data = load_feature_dataset(dataset, "retrieval", data_root)
     records = run_retrieval(
         data, names, seed_list, tc, objective=objective, with_cca=cca,
         on_cell=lambda m, s: log(f"[dim]{m} seed {s} done[/dim]"),

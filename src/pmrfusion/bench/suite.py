@@ -36,7 +36,7 @@ import torch
 from pmrfusion.bench import records as store
 from pmrfusion.bench.runner import evaluate, fit_method
 from pmrfusion.data.dataset import MultimodalData
-from pmrfusion.data.loaders import load_dataset
+from pmrfusion.data.loaders import load_dataset, require_feature_vectors
 from pmrfusion.data.tensors import prepare
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import available_protocols, check_protocol
@@ -137,10 +137,12 @@ def available(datasets: Sequence[str], data_root: str | None) -> tuple[list[str]
     ok, notes = [], []
     for name in datasets:
         try:
-            _dataset(name, data_root)
-            ok.append(name)
+            data = _dataset(name, data_root)
         except PMRFusionError as e:
             notes.append(f"dataset {name} unavailable: {e}")
+            continue
+        require_feature_vectors(data, name, "suite")
+        ok.append(name)
     return ok, notes
 
 

@@ -37,7 +37,7 @@ def analyze_dynamic(
     import torch
     from rich.console import Console
 
-    from pmrfusion.data.loaders import load_dataset
+    from pmrfusion.data.loaders import load_feature_dataset
     from pmrfusion.errors import PMRFusionError
     from pmrfusion.paths import check_output_dir
     from pmrfusion.train.trainer import seed_range
@@ -52,7 +52,7 @@ def analyze_dynamic(
         raise PMRFusionError(
             f"unknown method '{method}' for coherence: use one of {', '.join(IID_METHODS)}"
         )
-    load_dataset(dataset, data_root)  # unknown dataset / missing data -> PMRFusionError, before training
+    load_feature_dataset(dataset, "analyze-dynamic", data_root)  # unknown dataset / missing data -> PMRFusionError, before training
     torch.set_num_threads(1)
     console = Console()
     start = time.perf_counter()

@@ -29,7 +29,7 @@ def analyze_pmr(
     from rich.console import Console
 
     from pmrfusion.analysis import pmr_analyses as A
-    from pmrfusion.data.loaders import load_dataset
+    from pmrfusion.data.loaders import load_feature_dataset
     from pmrfusion.errors import PMRFusionError
     from pmrfusion.objectives.preservation import PRESERVATIONS
     from pmrfusion.paths import atomic_write_text, check_output_dir
@@ -44,7 +44,7 @@ def analyze_pmr(
     if preservation not in PRESERVATIONS:
         raise PMRFusionError(f"unknown preservation '{preservation}': use 'strict' or 'relaxed'")
     torch.set_num_threads(1)
-    data = load_dataset(dataset, data_root)
+    data = load_feature_dataset(dataset, "analyze-pmr", data_root)
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{kind}.png"
     tc = TrainConfig(epochs=epochs, patience=max(5, epochs // 4))

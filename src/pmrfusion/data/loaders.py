@@ -322,6 +322,26 @@ def load_dataset(
     )
 
 
+def require_feature_vectors(data: MultimodalData, name: str, command: str) -> MultimodalData:
+    """`data` if it holds feature vectors; one clear error if it holds raw files (trained with encoders)."""
+    from pmrfusion.data.raw import RawMultimodalData
+
+    if isinstance(data, RawMultimodalData):
+        kinds = ", ".join(f"{m}={k}" for m, k in data.kinds.items())
+        raise PMRFusionError(
+            f"dataset '{name}' holds raw inputs ({kinds}); {command} works on feature vectors only: "
+            "use `pmrfusion bench`, `train` or `eval` (they train modality encoders)"
+        )
+    return data
+
+
+def load_feature_dataset(
+    name_or_path: str | os.PathLike, command: str, data_root: str | os.PathLike | None = None
+) -> MultimodalData:
+    """`load_dataset` for the commands that need feature vectors; a raw dataset is refused in one line."""
+    return require_feature_vectors(load_dataset(name_or_path, data_root), str(name_or_path), command)
+
+
 def available_datasets(
     data_root: str | os.PathLike | None = None,
 ) -> list[tuple[DatasetInfo, MultimodalData | str]]:
