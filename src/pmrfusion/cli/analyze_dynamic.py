@@ -52,7 +52,7 @@ def analyze_dynamic(
         raise PMRFusionError(
             f"unknown method '{method}' for coherence: use one of {', '.join(IID_METHODS)}"
         )
-    load_feature_dataset(dataset, "analyze-dynamic", data_root)  # unknown dataset / missing data -> PMRFusionError, before training
+    load_feature_dataset(dataset, "analyze-dynamic", data_root)  # bad/raw/missing data: error now
     torch.set_num_threads(1)
     console = Console()
     start = time.perf_counter()
