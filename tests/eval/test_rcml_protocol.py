@@ -7,6 +7,7 @@ import torch
 from pmrfusion.bench.rcml import summarize_rcml
 from pmrfusion.data.rcml import conflictive_features, minmax_whole, rcml_split
 from pmrfusion.data.tensors import TensorSplit
+from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import available_protocols, conditions
 
 
@@ -86,5 +87,29 @@ def test_registered_protocol_and_summary():
         for r, a in enumerate([0.99, 0.97])
     ]
     (row,) = summarize_rcml(recs)
-    assert row["acc_mean"] == pytest.approx(98.0) and row["acc_std"] == pytest.approx(1.0)
+    assert row["acc_mean"] == pytest.approx(98.0) and row["acc_std"] == pytest.approx(1.41)  # ddof = 1
     assert row["published_mean"] == 99.40 and row["gap"] == pytest.approx(-1.4)
+
+
+def test_resume_keeps_finished_runs_and_refuses_other_settings(tmp_path, monkeypatch):
+    import pmrfusion.bench.rcml as R
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.npz"
+    np.savez(path, x_a=rng.normal(size=(40, 3)), x_b=rng.normal(size=(40, 2)), y=np.arange(40) % 2)
+    out = tmp_path / "out"
+    R.rcml_benchmark([str(path)], R.RCMLSpec(["concat"], runs=1, epochs=1), str(out))
+    def key(recs):  # uncertainty is NaN for concat (NaN != NaN)
+        return [(r["run"], r["test_set"], r["accuracy"]) for r in recs]
+
+    first = key(R.read_records(out / "records.csv"))
+    assert [k[:2] for k in first] == [(0, "normal"), (0, "conflictive")]
+    trained = []
+    real_train = R.train
+    monkeypatch.setattr(R, "train", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    R.rcml_benchmark([str(path)], R.RCMLSpec(["concat"], runs=2, epochs=1), str(out), resume=True)
+    both = key(R.read_records(out / "records.csv"))
+    assert len(trained) == 1 and both[:2] == first and {k[0] for k in both[2:]} == {1}
+    with pytest.raises(PMRFusionError, match="cannot resume"):
+        R.rcml_benchmark([str(path)], R.RCMLSpec(["concat"], runs=2, epochs=2), str(out), resume=True)
+    assert key(R.read_records(out / "records.csv")) == both  # refused before anything was rewritten

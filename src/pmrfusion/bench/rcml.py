@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,8 +107,10 @@ def run_rcml(
     data: MultimodalData,
     spec: RCMLSpec,
     on_cell: Callable[[str, int, dict], None] | None = None,
+    skip: frozenset[tuple[str, int]] = frozenset(),
 ) -> list[dict]:
-    """Records {dataset, method, run, test_set, accuracy, uncertainty} for every method and run."""
+    """Records {dataset, method, run, test_set, accuracy, uncertainty} for every method and run not in
+    `skip` ((method, run) pairs already done)."""
     for m in spec.methods:
         method_config(m, **spec.method_overrides.get(m, {}))  # fail fast before training
     scaled = minmax_whole(data.features)
@@ -116,6 +119,8 @@ def run_rcml(
         prepared = prepare_rcml(data, run, scaled)
         conflict = conflictive_test(scaled, data.labels, prepared.test.index.numpy(), data.num_classes, run)
         for method in spec.methods:
+            if (method, run) in skip:
+                continue
             tc = spec.train_config(method, run)
             seed_everything(run)
             model = build_method(
@@ -139,7 +144,8 @@ def run_rcml(
 
 
 def summarize_rcml(records: list[dict]) -> list[dict]:
-    """Mean/std over runs per (dataset, method, test set), in %, beside RCML's published numbers."""
+    """Mean and sample std (ddof = 1) over runs per (dataset, method, test set), in %, beside RCML's
+    published numbers."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["dataset"], r["method"], r["test_set"]), []).append(r)
@@ -155,7 +161,7 @@ def summarize_rcml(records: list[dict]) -> list[dict]:
                 "test_set": test_set,
                 "runs": len(recs),
                 "acc_mean": round(float(acc.mean()), 2),
-                "acc_std": round(float(acc.std()), 2),
+                "acc_std": round(float(acc.std(ddof=1)), 2) if len(acc) > 1 else math.nan,
                 "uncertainty_mean": round(float(unc.mean()), 4) if np.isfinite(unc).all() else math.nan,
                 "published_mean": pub[0] if pub else math.nan,
                 "published_std": pub[1] if pub else math.nan,
@@ -169,22 +175,40 @@ RECORD_FIELDS = ["dataset", "method", "run", "test_set", "accuracy", "uncertaint
 
 
 def rcml_benchmark(
-    datasets: Sequence[str], spec: RCMLSpec, out_dir: str, data_root: str | None = None
+    datasets: Sequence[str],
+    spec: RCMLSpec,
+    out_dir: str,
+    data_root: str | None = None,
+    resume: bool = False,
 ) -> Path:
     """Run `run_rcml` on every dataset; append records to ``records.csv`` as they come, then write
-    ``summary.csv`` (`summarize_rcml`). Returns the summary path."""
+    ``summary.csv`` (`summarize_rcml`). Returns the summary path.
+
+    With `resume`, the (dataset, method, run) cells already in ``records.csv`` (both test sets) are
+    kept and not rerun; ``settings.json`` must then match `spec` (epochs, batch, weight decay, lr).
+    """
     from pmrfusion.data.loaders import load_feature_dataset
 
     for m in spec.methods:
         method_config(m, **spec.method_overrides.get(m, {}))  # fail before anything is written
     loaded = {name: load_feature_dataset(name, "rcml", data_root) for name in datasets}
     out = Path(out_dir)
+    rec_path, settings_path = out / "records.csv", out / "settings.json"
+    kept = _resumable_records(rec_path, settings_path, spec) if resume else []
     out.mkdir(parents=True, exist_ok=True)
-    rec_path = out / "records.csv"
-    records: list[dict] = []
-    with rec_path.open("w", newline="") as fh:
+    settings = _settings(spec)
+    if resume and settings_path.is_file():
+        settings = {**json.loads(settings_path.read_text()), **settings}
+    atomic_write_text(settings_path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+    records: list[dict] = list(kept)
+    done = {(r["dataset"], r["method"], r["run"]) for r in kept}
+    header_and_kept = io.StringIO()
+    w = csv.DictWriter(header_and_kept, fieldnames=RECORD_FIELDS)
+    w.writeheader()
+    w.writerows(kept)
+    atomic_write_text(rec_path, header_and_kept.getvalue())
+    with rec_path.open("a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=RECORD_FIELDS)
-        writer.writeheader()
 
         def on_cell(method: str, run: int, rec: dict) -> None:
             writer.writerow(rec)
@@ -192,8 +216,41 @@ def rcml_benchmark(
 
         for name, data in loaded.items():
             data = dataclasses.replace(data, name=name)
-            records.extend(run_rcml(data, spec, on_cell))
+            skip = frozenset((m, r) for (d, m, r) in done if d == name)
+            records.extend(run_rcml(data, spec, on_cell, skip))
     return write_summary(records, out / "summary.csv")
+
+
+def _settings(spec: RCMLSpec) -> dict:
+    """Per method, the settings a record depends on (to refuse resuming under other settings)."""
+    return {
+        m: {
+            "epochs": spec.epochs,
+            "batch_size": spec.batch_size,
+            "weight_decay": spec.weight_decay,
+            "lr": spec.lr_for(m),
+            "overrides": spec.method_overrides.get(m, {}),
+        }
+        for m in spec.methods
+    }
+
+
+def _resumable_records(rec_path: Path, settings_path: Path, spec: RCMLSpec) -> list[dict]:
+    """The complete cells of an earlier run with the same settings (both test sets of a run)."""
+    if not rec_path.is_file():
+        return []
+    if not settings_path.is_file():
+        raise PMRFusionError(f"cannot resume: {settings_path} is missing (records of unknown settings)")
+    old = json.loads(settings_path.read_text())
+    for m, now in _settings(spec).items():
+        if m in old and old[m] != now:
+            raise PMRFusionError(f"cannot resume: {m} was run with {old[m]}, now {now}; use another --out")
+    records = read_records(rec_path)
+    sets: dict[tuple, set[str]] = {}
+    for r in records:
+        sets.setdefault((r["dataset"], r["method"], r["run"]), set()).add(r["test_set"])
+    complete = {k for k, v in sets.items() if v >= {"normal", "conflictive"}}
+    return [r for r in records if (r["dataset"], r["method"], r["run"]) in complete]
 
 
 def read_records(path: str | Path) -> list[dict]:

@@ -22,7 +22,10 @@ def rcml_cmd(
     out: Path = Path("runs/rcml"),
     data_root: DataRoot = None,
     lr: Annotated[str | None, typer.Option(help="per-method learning rates, e.g. tmc=0.003")] = None,
-    summarize: Annotated[Path | None, typer.Option(help="only rewrite OUT/summary.csv from it")] = None,
+    summarize: Annotated[
+        str | None, typer.Option(help="only rewrite OUT/summary.csv from these records.csv (comma-separated)")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="keep OUT's finished runs (same settings)")] = False,
 ) -> None:
     """RCML protocol: min-max on the whole set, random 80/20 per run -> OUT/summary.csv."""
     from pmrfusion.bench.rcml import (
@@ -36,14 +39,14 @@ def rcml_cmd(
 
     check_output_dir(out, "--out")
     if summarize is not None:
-        records = read_records(summarize)
+        records = [r for path in split_list(summarize) for r in read_records(path)]
         console.print(str(write_summary(records, out / "summary.csv")))
         console.print(summary_markdown(summarize_rcml(records)))
         return
     spec = RCMLSpec(split_list(methods), runs=runs, epochs=epochs, method_lr=_method_lrs(lr))
     names = split_list(datasets)
-    on_interrupt(f"records of the finished runs are in {out}/records.csv (a rerun starts over)")
-    path = rcml_benchmark(names, spec, str(out), str(data_root) if data_root else None)
+    on_interrupt(f"records of the finished runs are in {out}/records.csv (--resume runs the rest)")
+    path = rcml_benchmark(names, spec, str(out), str(data_root) if data_root else None, resume=resume)
     console.print(f"summary written to {path}")
 
 
