@@ -55,9 +55,11 @@ def _acc(model, feats, labels):
 
 
 @pytest.mark.xfail(
-    strict=False,
-    reason="open: with the unimodal loss iid-q reaches 73.0 vs late 96.25 at Gaussian eps 10 "
-    "(Handwritten seed 0, results/missing_variants); not yet within 8 points",
+    strict=True,  # passes unexpectedly once the gap closes: then drop the mark
+    raises=AssertionError,  # only the accuracy gap is expected; pytest.fail below is a real failure
+    reason="open finding: with the unimodal loss iid-q reaches 73.0 vs late 96.25 at Gaussian eps 10 "
+    "(Handwritten seed 0, results/missing_variants): feature noise raises the noisy modality's energy "
+    "confidence, so QMF-style weights favour it (qmf itself: 84.5 vs 95.4)",
 )
 def test_iid_q_no_longer_collapses_under_noise(hw):
     """Handwritten, Gaussian eps 10: iid-q stays near `late` trained here with the same budget.
@@ -70,6 +72,7 @@ def test_iid_q_no_longer_collapses_under_noise(hw):
     late, _ = fit_method("late", hw, 0, {}, tc)
     iidq, res = fit_method("iid-q", hw, 0, {"dc": False}, tc)
     uni = [h["unimodal"] for h in res.history]
-    assert uni[-1] < 0.5 * uni[0]  # the per-modality task loss is trained
+    if not uni[-1] < 0.5 * uni[0]:  # the per-modality task loss is trained: a real failure if not
+        pytest.fail(f"iid-q unimodal loss did not halve: {uni[0]:.3f} -> {uni[-1]:.3f}")
     a_late, a_iidq = _acc(late, noisy.features, hw.test.labels), _acc(iidq, noisy.features, hw.test.labels)
     assert a_iidq > a_late - 0.08, (a_iidq, a_late)
