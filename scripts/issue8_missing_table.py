@@ -1,7 +1,7 @@
 """Issue 8 table: mean leave-one-out and keep-one accuracy under both missing protocols, from suite cells.
 
     python scripts/issue8_missing_table.py after=runs/i8-after before=runs/i8-before \
-        --out results/pmr_fidelity/missing_handwritten.csv
+        --out results/pmr_fidelity/missing_all.csv [--wide]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", help="label=suite folder")
     ap.add_argument("--out", required=True)
     ap.add_argument("--datasets", default=None, help="comma-separated; default: every dataset in the cells")
+    ap.add_argument("--wide", action="store_true", help="print one table per protocol, datasets as columns")
     args = ap.parse_args()
     rows = []
     for item in args.runs:
@@ -58,10 +59,58 @@ def main() -> None:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    if args.wide:
+        print_wide(rows)
+        return
     print("| " + " | ".join(rows[0]) + " |")
     print("|" + "---|" * len(rows[0]))
     for r in rows:
         print("| " + " | ".join(str(v) for v in r.values()) + " |")
+
+
+# back-end first, then its PMR variants; then the mask-aware and comparison methods
+ORDER = [
+    "concat", "late", "sg-concat", "rg-concat", "rg-srht", "cmmp", "rg-cmmp", "umoe", "rg-umoe",
+    "qmf", "pdf", "iid-l", "iid-q", "iid-p", "tmc", "ecml", "misa", "drfuse",
+]  # fmt: skip
+
+
+def _mean_std(cell: str) -> str:
+    """'m ± s (worst)' -> 'm ± s'."""
+    return cell.split(" (")[0]
+
+
+def print_wide(rows: list[dict]) -> None:
+    """Per protocol: rows = method (run), columns = dataset x {leave-one-out, keep-one}; a dataset with
+    two modalities gets one column (leave-one-out = keep-one there)."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    two_views = {
+        d: all(r["missing leave-one-out"] == r["missing keep-one"] for r in rows if r["dataset"] == d)
+        for d in datasets
+    }
+    order = {m: i for i, m in enumerate(ORDER)}
+    methods = sorted(
+        dict.fromkeys((r["method"], r["run"]) for r in rows),
+        key=lambda k: (order.get(k[0], len(order)), k[0]),
+    )
+    by_key = {(r["method"], r["run"], r["dataset"]): r for r in rows}
+    for proto in ("clean", "missing", "missing_mean"):
+        cols = []
+        for d in datasets:
+            if proto == "clean":
+                cols.append((d, "clean", d))
+            elif two_views[d]:
+                cols.append((d, f"{proto} leave-one-out", f"{d} LOO = K1"))
+            else:
+                cols.append((d, f"{proto} leave-one-out", f"{d} LOO"))
+                cols.append((d, f"{proto} keep-one", f"{d} K1"))
+        print(f"\n{proto}:\n")
+        print("| method | run | " + " | ".join(c[2] for c in cols) + " |")
+        print("|---|---|" + "---|" * len(cols))
+        for method, run in methods:
+            cells = [by_key.get((method, run, d), {}).get(field, "") for d, field, _ in cols]
+            label = run if method.startswith(("sg-", "rg-")) else ""  # the PMR change only touches these
+            print(f"| {method} | {label} | " + " | ".join(_mean_std(c) for c in cells) + " |")
 
 
 if __name__ == "__main__":
