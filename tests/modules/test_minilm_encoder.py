@@ -168,3 +168,43 @@ def test_cli_bench_with_minilm_on_a_manifest_text_column(tmp_path):
     assert r.exit_code == 0, r.output
     recs = json.loads((out / "results.json").read_text())
     assert {x["metric"] for x in recs} >= {"accuracy"} and recs[0]["regime"] == "end-to-end"
+
+
+def test_two_process_minilm_fine_tuning_keeps_ranks_in_sync(tmp_path):
+    """The token path under torchrun (2 gloo processes): tokenised in workers, MiniLM fine-tuned by DDP."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    manifest = _manifest(tmp_path, n=24)
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch
+        from pmrfusion.data.manifest import load_manifest
+        from pmrfusion.train import distributed
+        from pmrfusion.train.end_to_end import EncoderConfig, fit_raw_method, prepare_raw
+        from pmrfusion.train.trainer import TrainConfig
+        with distributed.distributed_session() as ctx:
+            cfg = EncoderConfig(encoders={{"text": "minilm"}}, max_length=16)
+            cfg.loader.num_workers = 1
+            p = prepare_raw(load_manifest({str(manifest)!r}), 0.15, 0, cfg)
+            model, res = fit_raw_method("concat", p, 0, {{}}, TrainConfig(epochs=1, batch_size=8), cfg)
+            torch.save({{"state": model.state_dict(), "history": res.history, "world": ctx.world_size}},
+                       {str(tmp_path)!r} + f"/rank{{ctx.rank}}.pt")
+    """))
+    exe = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    launcher = [exe] if os.path.exists(exe) else [sys.executable, "-m", "torch.distributed.run"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [*launcher, "--standalone", "--nproc_per_node", "2", str(script)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert a["world"] == 2
+    # MiniLM's shipped weights were fine-tuned, and identically on both ranks
+    shipped = MiniLMEncoder().bert.state_dict()
+    bert = {k.split("bert.", 1)[1]: k for k in a["state"] if ".bert." in k}
+    assert set(bert) == set(shipped)
+    assert max(float((a["state"][bert[k]] - shipped[k]).abs().max()) for k in shipped) > 1e-6
+    assert max(float((a["state"][k] - b["state"][k]).abs().max()) for k in a["state"]) < 1e-6
+    assert a["history"][0]["task"] == pytest.approx(b["history"][0]["task"])
