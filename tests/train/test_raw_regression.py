@@ -63,8 +63,42 @@ def test_regression_manifest(tmp_path):
     assert data.task == "regression" and data.labels[1] == pytest.approx(-1.75)
     assert "random 80/20" in data.notes[0]
     assert data.source.text(4, "b") == "word1 other"
-    with pytest.raises(PMRFusionError, match="not an integer"):
-        load_manifest(tmp_path / "m.csv")  # classification (the default) wants integer classes
+    with pytest.raises(PMRFusionError, match="not an integer.*name the column 'target'"):
+        load_manifest(tmp_path / "m.csv")  # a 'label' column holds integer classes
+
+
+def test_a_target_column_makes_a_regression_manifest_on_the_cli(tmp_path, capsys):
+    """`target` instead of `label`: regression with no option, through `pmrfusion bench` and `train`."""
+    from pmrfusion.cli import main
+
+    rows = ["a,b,target"]
+    for i in range(24):
+        np.save(tmp_path / f"v{i}.npy", np.full(2, i, np.float32))
+        rows.append(f"v{i}.npy,word{i % 3} other,{0.5 * i - 2.25}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    data = load_dataset(str(tmp_path / "m.csv"))
+    assert data.task == "regression" and data.labels[1] == pytest.approx(-1.75)
+    with pytest.raises(PMRFusionError, match="regression target, not classes"):
+        load_manifest(tmp_path / "m.csv", task="classification")
+    (tmp_path / "both.csv").write_text("a,b,label,target\nv0.npy,x,0,0.5\nv1.npy,y,1,1.5\n")
+    with pytest.raises(PMRFusionError, match="both 'label' and 'target'"):
+        load_manifest(tmp_path / "both.csv")
+    import sys
+
+    out = tmp_path / "out"
+    argv = ["pmrfusion", "bench", "--dataset", str(tmp_path / "m.csv"), "--methods", "concat", "--seeds",
+            "1", "--epochs", "1", "--protocols", "clean", "--quiet", "--out", str(out)]  # fmt: skip
+    old, sys.argv = sys.argv, argv
+    try:
+        main()
+    except SystemExit as e:
+        assert e.code in (0, None), capsys.readouterr().err
+    finally:
+        sys.argv = old
+    import csv
+
+    with (out / "results.csv").open() as fh:
+        assert {r["metric"] for r in csv.DictReader(fh)} == set(REGRESSION_METRICS)
 
 
 @pytest.fixture(scope="module")

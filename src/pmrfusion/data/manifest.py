@@ -1,8 +1,8 @@
 """Manifest datasets: a `.csv` / `.jsonl` table of file paths (or inline text) per modality.
 
-Columns: one per modality, `label` (integer class; a real number with `task="regression"`),
-optional `split` (train/val/test; a seeded 80/20 train/test split when absent, stratified by
-class). Paths are relative to the manifest's folder.
+Columns: one per modality, `label` (integer class) or `target` (a real number: the manifest is then
+a regression task, as with `task="regression"`), optional `split` (train/val/test; a seeded 80/20
+train/test split when absent, stratified by class). Paths are relative to the manifest's folder.
 A column's kind comes from its files' extensions: .png/.jpg/.jpeg/.bmp image, .wav audio,
 .npy array, .txt text; any other value is inline text. A text column decodes to a hashed bag of
 words, or to token ids when its encoder is a pretrained text model (`--encoders text=minilm`, see
@@ -38,7 +38,7 @@ from pmrfusion.tasks import CLASSIFICATION, REGRESSION, check_task
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 EXTENSION_KIND = {**{e: "image" for e in IMAGE_EXT}, ".wav": "audio", ".npy": "array", ".txt": "text"}
-RESERVED = ("label", "split")
+RESERVED = ("label", "target", "split")
 SPLITS = ("train", "val", "test")
 
 
@@ -173,13 +173,16 @@ def load_manifest(
     audio_seconds: float = 1.0,
     resample: bool = True,
     cache_dir: str | os.PathLike | None = None,
-    task: str = CLASSIFICATION,
+    task: str | None = None,
 ) -> RawMultimodalData:
     """Validate a manifest and return its lazily decoded `RawMultimodalData`.
 
-    `task="regression"`: labels are real numbers (float32 targets, L1 loss, regression metrics).
+    The task is the manifest's: a `target` column makes it regression (float32 targets, L1 loss,
+    regression metrics), a `label` column classification; `task="regression"` also reads a `label`
+    column as real numbers.
     """
-    task = check_task(task)
+    if task is not None:
+        check_task(task)
     path = Path(path)
     if not path.is_file():
         raise PMRFusionError(f"manifest not found: {path}")
@@ -188,22 +191,32 @@ def load_manifest(
     table = _read_table(path)
     root = path.resolve().parent
     columns = list(table[0])
-    if "label" not in columns:
-        raise PMRFusionError(f"manifest {path}: no 'label' column (columns: {columns})")
+    if "label" in columns and "target" in columns:
+        raise PMRFusionError(f"manifest {path}: both 'label' and 'target' columns: keep one")
+    if "label" not in columns and "target" not in columns:
+        raise PMRFusionError(
+            f"manifest {path}: no 'label' column (or 'target' for regression; columns: {columns})"
+        )
+    label_col = "target" if "target" in columns else "label"
+    if label_col == "target" and task == CLASSIFICATION:
+        raise PMRFusionError(f"manifest {path}: a 'target' column is a regression target, not classes")
+    task = task or (REGRESSION if label_col == "target" else CLASSIFICATION)
     mods = [c for c in columns if c not in RESERVED]
     if len(mods) < 2:
         raise PMRFusionError(f"manifest {path}: need at least 2 modality columns, got {mods}")
     regression = task == REGRESSION
     labels = np.empty(len(table), dtype=np.float32 if regression else np.int64)
     for i, r in enumerate(table):
-        raw = (r.get("label") or "").strip()
+        raw = (r.get(label_col) or "").strip()
         try:
             labels[i] = float(raw) if regression else int(raw)
         except ValueError:
-            where, what = _where(i, "label"), "a number" if regression else "an integer"
-            raise PMRFusionError(f"manifest {path}: {where}: label '{raw}' is not {what}") from None
+            where = _where(i, label_col)
+            what = "a number" if regression else "an integer (a real-valued target: name the column 'target')"
+            raise PMRFusionError(f"manifest {path}: {where}: {label_col} '{raw}' is not {what}") from None
         if regression and not np.isfinite(labels[i]):
-            raise PMRFusionError(f"manifest {path}: {_where(i, 'label')}: label '{raw}' is not finite")
+            where = _where(i, label_col)
+            raise PMRFusionError(f"manifest {path}: {where}: {label_col} '{raw}' is not finite")
     if not regression and labels.min() < 0:
         raise PMRFusionError(f"manifest {path}: labels must be >= 0 (found {labels.min()})")
     values = {m: [(r.get(m) or "").strip() for r in table] for m in mods}
