@@ -23,7 +23,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 # BENCHMARKS.md from the committed suite results plus the per-issue result pages.
-BENCH_PAGES := results/suite-all/README.md results/bench/README.md results/speed/README.md results/dynamic/README.md results/pmr-family/README.md results/analyses/README.md results/pmr_fidelity/README.md results/missing_variants/README.md results/avmnist/README.md results/mosi/README.md results/rcml/README.md
+BENCH_PAGES := results/suite-all/README.md results/bench/README.md results/speed/README.md results/dynamic/README.md results/pmr-family/README.md results/analyses/README.md results/pmr_fidelity/README.md results/missing_variants/README.md results/avmnist/README.md results/mosi/README.md results/rcml/README.md results/comparison/README.md
 benchmarks: setup
 	$(BIN)/pmrfusion report results/suite-all --benchmarks BENCHMARKS.md $(foreach p,$(BENCH_PAGES),--append $(p))
 
