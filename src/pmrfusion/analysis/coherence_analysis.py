@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from pmrfusion.analysis.outputs import write_analysis
+from pmrfusion.bench.records import sample_std
 from pmrfusion.bench.runner import fit_method, seeded_splits
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.objectives.wasserstein import rms_distance
@@ -102,7 +103,7 @@ def summarise(records: list[dict]) -> list[dict]:
             if k not in ("variant", "seed"):
                 v = np.array([r[k] for r in rs], float)
                 row[k] = float(v.mean())
-                row[k + "_std"] = float(v.std())
+                row[k + "_std"] = sample_std(v)
                 if k.startswith("acc"):
                     row[k + "_worst"] = float(v.min())
         rows.append(row)
@@ -111,7 +112,7 @@ def summarise(records: list[dict]) -> list[dict]:
 
 def markdown(rows: list[dict], dataset: str, method: str) -> str:
     lines = [
-        f"### {method} on {dataset}: modality coherence and ablation (mean ± std over seeds; accuracy"
+        f"### {method} on {dataset}: modality coherence and ablation (mean ± sample std over seeds; accuracy"
         " in %, worst seed after /)",
         "",
         "| variant | W2 raw | W2 norm | " + " | ".join(f"acc eps={e:g}" for e in EPS) + " |",

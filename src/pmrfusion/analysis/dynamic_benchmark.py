@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from pmrfusion.bench.records import format_stats, parse_condition
+from pmrfusion.bench.records import format_stats, parse_condition, sample_std
 from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.loaders import load_dataset, load_feature_dataset
 from pmrfusion.data.tensors import prepare
@@ -91,7 +91,7 @@ def fmt_table(res: dict) -> list[str]:
     lines = []
     for ds, by_method in res.items():
         n = len(next(iter(by_method.values())))
-        lines.append(f"### {ds.upper()} ({n} seeds): test accuracy, mean ± std / worst seed")
+        lines.append(f"### {ds.upper()} ({n} seeds): test accuracy, mean ± sample std / worst seed")
         lines.append("")
         lines.append("| method | " + " | ".join(f"eps={e:g}" for e in EPS) + " |")
         lines.append("|---|" + "---|" * len(EPS))
@@ -99,7 +99,7 @@ def fmt_table(res: dict) -> list[str]:
             cells = []
             for e in EPS:
                 a = np.array([r[e] for r in runs]) * 100
-                cells.append(format_stats(a.mean(), a.std(), a.min(), digits=2, slash=True))
+                cells.append(format_stats(a.mean(), sample_std(a), a.min(), digits=2, slash=True))
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pmrfusion.bench.records import sample_std
 from pmrfusion.bench.runner import RunSpec, run_grid
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.tensors import prepare
@@ -37,7 +38,7 @@ def _plt():
 
 def _fmt(v: Sequence[float]) -> str:
     a = np.asarray(v, dtype=float)
-    return f"{a.mean():.4f} ± {a.std():.4f}" if a.size else ""
+    return f"{a.mean():.4f} ± {sample_std(a):.4f}" if a.size else ""
 
 
 # ----------------------------------------------------------------------------- gradient cosine

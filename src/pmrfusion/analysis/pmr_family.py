@@ -91,7 +91,7 @@ def pmr_family_page(
         f"Produced by `pmrfusion bench-pmr-family` (up to {epochs} epochs, "
         f"early stopping with patience {patience} on a 15% validation split carved from train; "
         "AdamW lr 1e-3, batch 64; PMR parameters use the paper's extra SGD (lr 2.5e-4) by default). "
-        "Cells: mean ± std over seeds (worst seed); the seed count of each section is in its heading. "
+        "Cells: mean ± sample std over seeds (worst seed); the seed count of each section is in its heading. "
         "Features are standardised on train rows; absent "
         "modalities are zeros (the papers' protocol).",
         "",

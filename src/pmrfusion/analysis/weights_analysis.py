@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from pmrfusion.analysis.outputs import write_analysis
+from pmrfusion.bench.records import sample_std
 from pmrfusion.bench.runner import fit_method, seeded_splits
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.train import TrainConfig
@@ -118,7 +119,7 @@ def summarise(records: list[dict]) -> list[dict]:
                 condition=cond,
                 modality=mod,
                 r_mean=float(ok.mean()) if len(ok) else float("nan"),
-                r_std=float(ok.std()) if len(ok) else float("nan"),
+                r_std=sample_std(ok) if len(ok) else float("nan"),
                 seeds=int(len(ok)),
             )
         )
@@ -128,7 +129,7 @@ def summarise(records: list[dict]) -> list[dict]:
 def markdown(rows: list[dict], dataset: str) -> str:
     mods = list(dict.fromkeys(r["modality"] for r in rows))
     lines = [
-        f"### Pearson r(fusion weight, per-sample loss) on {dataset} test (mean ± std over seeds;"
+        f"### Pearson r(fusion weight, per-sample loss) on {dataset} test (mean ± sample std over seeds;"
         " negative = the weight drops when the modality's loss rises)",
         "",
         "| method | condition | " + " | ".join(mods) + " |",
