@@ -13,7 +13,6 @@ pytest.importorskip("tokenizers")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from pmrfusion.data.loaders import load_dataset  # noqa: E402
 from pmrfusion.data.manifest import load_manifest  # noqa: E402
 from pmrfusion.data.raw import RawSplit  # noqa: E402
 from pmrfusion.eval.raw_protocols import raw_conditions  # noqa: E402
@@ -95,13 +94,6 @@ def test_minilm_encoder_shape_determinism_and_padding(encoder):
     assert small(x32).shape == (4, 16) and small.proj is not None
 
 
-@pytest.fixture(scope="module")
-def mosi_text(data_root):
-    if not (data_root / "mosi").is_dir():
-        pytest.skip("../shared/data/mosi not available")
-    return load_dataset("mosi-text", data_root)
-
-
 def _tiny(data, regime):
     """48 MOSI rows (32 train, 8 val, 8 test), max_length 32, narrow vector encoders, no workers."""
     cfg = EncoderConfig(regime=regime, max_length=32, widths={"audio": 16, "video": 16})
@@ -170,11 +162,8 @@ def test_cli_bench_with_minilm_on_a_manifest_text_column(tmp_path):
     assert {x["metric"] for x in recs} >= {"accuracy"} and recs[0]["regime"] == "end-to-end"
 
 
-def test_two_process_minilm_fine_tuning_keeps_ranks_in_sync(tmp_path):
+def test_two_process_minilm_fine_tuning_keeps_ranks_in_sync(tmp_path, torchrun_two):
     """The token path under torchrun (2 gloo processes): tokenised in workers, MiniLM fine-tuned by DDP."""
-    import os
-    import subprocess
-    import sys
     import textwrap
 
     manifest = _manifest(tmp_path, n=24)
@@ -193,11 +182,7 @@ def test_two_process_minilm_fine_tuning_keeps_ranks_in_sync(tmp_path):
             torch.save({{"state": model.state_dict(), "history": res.history, "world": ctx.world_size}},
                        {str(tmp_path)!r} + f"/rank{{ctx.rank}}.pt")
     """))
-    exe = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    launcher = [exe] if os.path.exists(exe) else [sys.executable, "-m", "torch.distributed.run"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [*launcher, "--standalone", "--nproc_per_node", "2", str(script)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    r = torchrun_two(script)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert a["world"] == 2

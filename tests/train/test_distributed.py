@@ -7,12 +7,6 @@ random stream enters. Tolerance: 1e-4 absolute on every parameter after 3 epochs
 ~1e-6: only the summation order of the gradient differs).
 """
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import torch
 
 from pmrfusion.bench.runner import fit_method
@@ -24,22 +18,11 @@ from pmrfusion.train.trainer import TrainConfig, predict
 TOL = 1e-4
 
 
-def _torchrun() -> list[str]:
-    exe = Path(sys.executable).with_name("torchrun")
-    if exe.exists():
-        return [str(exe)]
-    if shutil.which("torchrun"):
-        return ["torchrun"]
-    return [sys.executable, "-m", "torch.distributed.run"]
-
-
-def test_two_process_run_matches_single_process(tmp_path):
+def test_two_process_run_matches_single_process(tmp_path, torchrun_two):
     ckpt = tmp_path / "ddp.pt"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [*_torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "pmrfusion", "train",
-           "--dataset", "handwritten", "--method", "concat", "--seed", "3", "--epochs", "3",
-           "--batch-size", "64", "--set", "dropout=0.0", "--quiet", "--save", str(ckpt)]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    r = torchrun_two("-m", "pmrfusion", "train", "--dataset", "handwritten", "--method", "concat",
+                     "--seed", "3", "--epochs", "3", "--batch-size", "64", "--set", "dropout=0.0",
+                     "--quiet", "--save", ckpt, timeout=240)  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     # rank 0 alone logs the result
     assert r.stdout.count("test accuracy") == 1 and "2 processes, cpu" in r.stdout

@@ -127,12 +127,7 @@ def test_generated_manifest_trains_and_evaluates_from_the_cli(avmnist, tmp_path)
     assert r.returncode == 2 and "unknown encoder" in r.stderr
 
 
-def _torchrun() -> list[str]:
-    exe = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    return [exe] if os.path.exists(exe) else [sys.executable, "-m", "torch.distributed.run"]
-
-
-def test_two_process_streamed_training_keeps_ranks_in_sync(avmnist, tmp_path):
+def test_two_process_streamed_training_keeps_ranks_in_sync(avmnist, tmp_path, torchrun_two):
     from pmrfusion.data.avmnist import export_manifest
 
     manifest = export_manifest(avmnist, tmp_path / "data", rows=200, seed=4)
@@ -151,9 +146,7 @@ def test_two_process_streamed_training_keeps_ranks_in_sync(avmnist, tmp_path):
             torch.save({{"state": model.state_dict(), "history": res.history, "world": ctx.world_size}},
                        {str(tmp_path)!r} + f"/rank{{ctx.rank}}.pt")
     """))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [*_torchrun(), "--standalone", "--nproc_per_node", "2", str(script)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    r = torchrun_two(script)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert a["world"] == 2

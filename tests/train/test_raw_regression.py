@@ -101,13 +101,6 @@ def test_a_target_column_makes_a_regression_manifest_on_the_cli(tmp_path, capsys
         assert {r["metric"] for r in csv.DictReader(fh)} == set(REGRESSION_METRICS)
 
 
-@pytest.fixture(scope="module")
-def mosi_text(data_root):
-    if not (data_root / "mosi").is_dir():
-        pytest.skip("../shared/data/mosi not available")
-    return load_dataset("mosi-text", data_root)
-
-
 def test_mosi_text_is_raw_mosi_with_its_split(mosi_text, data_root):
     mosi = load_dataset("mosi", data_root)
     assert mosi_text.task == "regression" and mosi_text.modalities == ["text", "audio", "video"]
