@@ -194,19 +194,13 @@ def rcml_benchmark(
     loaded = {name: load_feature_dataset(name, "rcml", data_root) for name in datasets}
     out = Path(out_dir)
     rec_path, settings_path = out / "records.csv", out / "settings.json"
-    kept = _resumable_records(rec_path, settings_path, spec) if resume else []
+    kept, old_settings = _resumable_records(rec_path, settings_path, spec) if resume else ([], {})
     out.mkdir(parents=True, exist_ok=True)
-    settings = _settings(spec)
-    if resume and settings_path.is_file():
-        settings = {**json.loads(settings_path.read_text()), **settings}
+    settings = {**old_settings, **_settings(spec)}  # the kept records' methods keep their entries
     atomic_write_text(settings_path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
     records: list[dict] = list(kept)
     done = {(r["dataset"], r["method"], r["run"]) for r in kept}
-    header_and_kept = io.StringIO()
-    w = csv.DictWriter(header_and_kept, fieldnames=RECORD_FIELDS)
-    w.writeheader()
-    w.writerows(kept)
-    atomic_write_text(rec_path, header_and_kept.getvalue())
+    _write_csv(rec_path, kept, RECORD_FIELDS)
     with rec_path.open("a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=RECORD_FIELDS)
 
@@ -235,10 +229,11 @@ def _settings(spec: RCMLSpec) -> dict:
     }
 
 
-def _resumable_records(rec_path: Path, settings_path: Path, spec: RCMLSpec) -> list[dict]:
-    """The complete cells of an earlier run with the same settings (both test sets of a run)."""
+def _resumable_records(rec_path: Path, settings_path: Path, spec: RCMLSpec) -> tuple[list[dict], dict]:
+    """(the complete cells of an earlier run with the same settings (both test sets of a run), its
+    settings)."""
     if not rec_path.is_file():
-        return []
+        return [], {}
     if not settings_path.is_file():
         raise PMRFusionError(f"cannot resume: {settings_path} is missing (records of unknown settings)")
     old = json.loads(settings_path.read_text())
@@ -250,7 +245,7 @@ def _resumable_records(rec_path: Path, settings_path: Path, spec: RCMLSpec) -> l
     for r in records:
         sets.setdefault((r["dataset"], r["method"], r["run"]), set()).add(r["test_set"])
     complete = {k for k, v in sets.items() if v >= {"normal", "conflictive"}}
-    return [r for r in records if (r["dataset"], r["method"], r["run"]) in complete]
+    return [r for r in records if (r["dataset"], r["method"], r["run"]) in complete], old
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -280,12 +275,17 @@ def read_records(path: str | Path) -> list[dict]:
 def write_summary(records: list[dict], path: str | Path) -> Path:
     rows = summarize_rcml(records)
     path = Path(path)
+    _write_csv(path, rows, list(rows[0]) if rows else ["dataset"])
+    return path
+
+
+def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    """Header + `rows` to `path`, atomically."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["dataset"])
+    writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buf.getvalue())
-    return path
 
 
 def summary_markdown(rows: list[dict]) -> str:
