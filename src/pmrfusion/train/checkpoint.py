@@ -45,9 +45,9 @@ def save_checkpoint(
     atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
-def check_metadata(payload: dict[str, Any], path: Path) -> None:
-    """Type and range of every metadata field, before anything is built from it."""
-    where = f"checkpoint {path}"
+def check_common_metadata(payload: dict[str, Any], where: str) -> None:
+    """The fields both checkpoint formats share: method and dataset names, the method's config (valid
+    for it) and a state dict of tensors. `where` starts every message."""
     if not isinstance(payload["method"], str):
         raise PMRFusionError(f"{where}: method must be a name, got {payload['method']!r}")
     if not isinstance(payload["dataset"], str) or not payload["dataset"]:
@@ -55,10 +55,23 @@ def check_metadata(payload: dict[str, Any], path: Path) -> None:
     if not isinstance(payload["config"], dict) or not all(isinstance(k, str) for k in payload["config"]):
         raise PMRFusionError(f"{where} is malformed: config must be a mapping of option names")
     try:
+        method_config(payload["method"], **payload["config"])
+    except PMRFusionError as e:
+        raise PMRFusionError(f"{where}: {e}") from None
+    if not isinstance(payload["state_dict"], dict) or not all(
+        isinstance(v, torch.Tensor) for v in payload["state_dict"].values()
+    ):
+        raise PMRFusionError(f"{where}: state_dict must map names to tensors")
+
+
+def check_metadata(payload: dict[str, Any], path: Path) -> None:
+    """Type and range of every metadata field, before anything is built from it."""
+    where = f"checkpoint {path}"
+    check_common_metadata(payload, where)
+    try:
         check_dims(payload["dims"], payload["num_classes"])
         for m in payload["dims"]:
             check_modality_name(payload["dataset"], m)
-        method_config(payload["method"], **payload["config"])
     except PMRFusionError as e:
         raise PMRFusionError(f"{where}: {e}") from None
     scaler = payload["scaler"]
@@ -80,10 +93,6 @@ def check_metadata(payload: dict[str, Any], path: Path) -> None:
             raise PMRFusionError(f"{where}: scaler '{key}' must hold finite real numbers")
         if key.startswith("scale.") and not (value > 0).all():
             raise PMRFusionError(f"{where}: scaler '{key}' has zero or negative scales")
-    if not isinstance(payload["state_dict"], dict) or not all(
-        isinstance(v, torch.Tensor) for v in payload["state_dict"].values()
-    ):
-        raise PMRFusionError(f"{where}: state_dict must map names to tensors")
 
 
 def read_payload(path: Path) -> dict[str, Any]:
@@ -108,25 +117,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any
     absent = [k for k in REQUIRED_KEYS if k not in payload]
     if absent:
         raise PMRFusionError(f"checkpoint {path} is incomplete: missing {', '.join(absent)}")
-    if not isinstance(payload["config"], dict) or not isinstance(payload["dims"], dict):
-        raise PMRFusionError(f"checkpoint {path} is malformed: config and dims must be mappings")
-    check_metadata(payload, path)
+    check_metadata(payload, path)  # every field, the scaler's entries against dims included
     model = build_method(payload["method"], payload["dims"], payload["num_classes"], **payload["config"])
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as e:
         why = first_line(e, with_type=True)
         raise PMRFusionError(f"checkpoint {path} does not match its method: {why}") from None
-    try:
-        scaler = Standardizer.from_state({k: v.numpy() for k, v in payload["scaler"].items()})
-    except (AttributeError, TypeError) as e:
-        why = first_line(e, with_type=True)
-        raise PMRFusionError(f"checkpoint {path} has a malformed scaler: {why}") from None
-    if set(scaler.mean) != set(payload["dims"]):
-        raise PMRFusionError(
-            f"checkpoint {path}: scaler modalities {sorted(scaler.mean)} do not match dims "
-            f"{sorted(payload['dims'])}"
-        )
+    scaler = Standardizer.from_state({k: v.numpy() for k, v in payload["scaler"].items()})
     meta = {k: payload[k] for k in ("method", "config", "dims", "num_classes", "dataset")}
     model.eval()
     return model, meta, scaler
@@ -136,16 +134,23 @@ def check_data_matches(
     meta: dict[str, Any], modalities: list[str], dims: dict[str, int], num_classes: int
 ) -> None:
     """The dataset evaluated must have the checkpoint's modalities, dims and number of classes."""
-    if set(modalities) != set(meta["dims"]):
-        raise PMRFusionError(
-            f"dataset modalities {list(modalities)} do not match the checkpoint's {list(meta['dims'])}"
-        )
+    check_modalities_match(modalities, list(meta["dims"]))
     if dict(dims) != dict(meta["dims"]):
         raise PMRFusionError(f"dataset dims {dict(dims)} do not match the checkpoint's {meta['dims']}")
-    if int(num_classes) != int(meta["num_classes"]):
+    check_outputs_match(num_classes, meta["num_classes"])
+
+
+def check_modalities_match(modalities: list[str], trained: list[str]) -> None:
+    """The dataset's modality names are the checkpoint's (any order)."""
+    if set(modalities) != set(trained):
+        raise PMRFusionError(f"dataset modalities {list(modalities)} do not match the checkpoint's {trained}")
+
+
+def check_outputs_match(num_classes: int, trained: int) -> None:
+    """The dataset's number of classes (1: regression) is the checkpoint's."""
+    if int(num_classes) != int(trained):
         raise PMRFusionError(
-            f"dataset has {_outputs(num_classes)} but the checkpoint was trained on "
-            f"{_outputs(meta['num_classes'])}"
+            f"dataset has {_outputs(num_classes)} but the checkpoint was trained on {_outputs(trained)}"
         )
 
 

@@ -23,7 +23,12 @@ from pmrfusion.modules.composition import DEFAULT_WIDTH, EncodedFusion, build_mo
 from pmrfusion.modules.encoders import available_encoders
 from pmrfusion.modules.frontends import FrontendConfig, ModalityStats
 from pmrfusion.paths import atomic_write
-from pmrfusion.train.checkpoint import read_payload
+from pmrfusion.train.checkpoint import (
+    check_common_metadata,
+    check_modalities_match,
+    check_outputs_match,
+    read_payload,
+)
 
 FORMAT = "pmrfusion-raw-checkpoint-1"
 REQUIRED_KEYS = ("method", "config", "dataset", "num_classes", "modalities", "frontend", "state_dict")
@@ -82,10 +87,7 @@ def _check_metadata(p: dict[str, Any], where: str) -> None:
     absent = [k for k in REQUIRED_KEYS if k not in p]
     if absent:
         raise PMRFusionError(f"{where} is incomplete: missing {', '.join(absent)}")
-    if not isinstance(p["method"], str) or not isinstance(p["dataset"], str) or not p["dataset"]:
-        raise PMRFusionError(f"{where}: method and dataset must be names")
-    if not isinstance(p["config"], dict) or not all(isinstance(k, str) for k in p["config"]):
-        raise PMRFusionError(f"{where} is malformed: config must be a mapping of option names")
+    check_common_metadata(p, where)
     k = p["num_classes"]
     if isinstance(k, bool) or not isinstance(k, int) or not (k == 1 or 2 <= k <= 1_000_000):
         raise PMRFusionError(f"{where}: num_classes must be 1 (regression) or 2..1e6, got {k!r}")
@@ -115,13 +117,6 @@ def _check_metadata(p: dict[str, Any], where: str) -> None:
         raise PMRFusionError(f"{where}: bad front-end spectrogram size {size!r}")
     if isinstance(n_fft, bool) or not isinstance(n_fft, int) or not 2 <= n_fft <= 65536:
         raise PMRFusionError(f"{where}: bad front-end n_fft {n_fft!r}")
-    try:
-        method_config(p["method"], **p["config"])
-    except PMRFusionError as e:
-        raise PMRFusionError(f"{where}: {e}") from None
-    sd = p["state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise PMRFusionError(f"{where}: state_dict must map names to tensors")
 
 
 def _ints(values: Any, most: int) -> bool:
@@ -130,17 +125,10 @@ def _ints(values: Any, most: int) -> bool:
     return ok and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= most for v in values)
 
 
-def _outputs(num_classes: int) -> str:
-    return "regression targets" if int(num_classes) == 1 else f"{num_classes} classes"
-
-
 def check_raw_data_matches(meta: dict[str, Any], data: RawMultimodalData) -> None:
     """The dataset evaluated must have the checkpoint's modalities, kinds, shapes and outputs."""
     mods = meta["modalities"]
-    if set(data.modalities) != set(mods):
-        raise PMRFusionError(
-            f"dataset modalities {data.modalities} do not match the checkpoint's {list(mods)}"
-        )
+    check_modalities_match(data.modalities, list(mods))
     for m, spec in mods.items():
         kind = "text" if spec["kind"] == "tokens" else spec["kind"]
         if data.kinds[m] != kind:
@@ -150,11 +138,7 @@ def check_raw_data_matches(meta: dict[str, Any], data: RawMultimodalData) -> Non
                 f"modality '{m}' has shape {tuple(data.shapes[m])} here but "
                 f"{tuple(spec['shape'])} in the checkpoint"
             )
-    if int(data.num_classes) != int(meta["num_classes"]):
-        raise PMRFusionError(
-            f"dataset has {_outputs(data.num_classes)} but the checkpoint was trained on "
-            f"{_outputs(meta['num_classes'])}"
-        )
+    check_outputs_match(data.num_classes, meta["num_classes"])
 
 
 def load_raw_checkpoint(
