@@ -31,6 +31,7 @@ from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.rcml import conflictive_test, minmax_whole, prepare_rcml
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.eval.metrics import sample_std
 from pmrfusion.methods.base import FusionModel, build_method, method_config
 from pmrfusion.paths import atomic_write_text
 from pmrfusion.train.trainer import TrainConfig, seed_everything, seed_range, train
@@ -161,7 +162,7 @@ def summarize_rcml(records: list[dict]) -> list[dict]:
                 "test_set": test_set,
                 "runs": len(recs),
                 "acc_mean": round(float(acc.mean()), 2),
-                "acc_std": round(float(acc.std(ddof=1)), 2) if len(acc) > 1 else math.nan,
+                "acc_std": round(sample_std(acc), 2) if len(acc) > 1 else math.nan,
                 "uncertainty_mean": round(float(unc.mean()), 4) if np.isfinite(unc).all() else math.nan,
                 "published_mean": pub[0] if pub else math.nan,
                 "published_std": pub[1] if pub else math.nan,

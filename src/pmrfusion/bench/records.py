@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.eval.metrics import sample_std
 from pmrfusion.eval.regression_metrics import LOWER_IS_BETTER, primary_metric
 from pmrfusion.paths import atomic_write_text
 
@@ -151,12 +152,6 @@ def group_mean(records: Iterable[dict], method: str, predicate, metric: str = "a
     """Mean over seeds of the per-seed average across the conditions selected by `predicate`."""
     values = per_seed_means(records, method, predicate, metric)
     return float(values.mean()) if len(values) else float("nan")
-
-
-def sample_std(values) -> float:
-    """Sample standard deviation over seeds (ddof = 1); 0.0 for a single value."""
-    v = np.asarray(values, dtype=float)
-    return float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def is_leave_one_out(r: dict, num_modalities: int, protocol: str = "missing") -> bool:

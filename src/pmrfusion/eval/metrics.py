@@ -1,4 +1,4 @@
-"""Classification metrics (scikit-learn)."""
+"""Classification metrics (scikit-learn) and the spread over seeds that every table reports."""
 
 from __future__ import annotations
 
@@ -19,3 +19,9 @@ def classification_metrics(logits: Tensor, labels: Tensor, num_classes: int) -> 
         prob = logits.softmax(-1)[:, 1].cpu().numpy()
         out["auc"] = float(roc_auc_score(y, prob))
     return out
+
+
+def sample_std(values) -> float:
+    """Sample standard deviation over seeds (ddof = 1); 0.0 for a single value."""
+    v = np.asarray(values, dtype=float)
+    return float(v.std(ddof=1)) if v.size > 1 else 0.0

@@ -13,13 +13,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from pmrfusion.eval.metrics import sample_std
+
 SUBSET_ORDER = ("a", "t", "v", "a,v", "a,t", "t,v", "a,t,v")
 AVERAGE = "avg"
-
-
-def _std(v: np.ndarray) -> float:
-    """Sample std over seeds (ddof 1); 0 for one seed (as `pmrfusion.bench.records.sample_std`)."""
-    return float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def subset_label(present: Sequence[str] | str) -> str:
@@ -57,7 +54,8 @@ def subset_table_csv(records: Iterable[dict], metrics: Sequence[str] = ("acc2", 
             for metric in metrics:
                 v = means.get((m, s, metric))
                 if v is not None:
-                    w.writerow([*tags.values(), m, s, metric, f"{v.mean():.4f}", f"{_std(v):.4f}", len(v)])
+                    mean, std = f"{v.mean():.4f}", f"{sample_std(v):.4f}"
+                    w.writerow([*tags.values(), m, s, metric, mean, std, len(v)])
     return buf.getvalue()
 
 
@@ -73,7 +71,10 @@ def subset_table_markdown(records: Iterable[dict], metric: str, scale: float = 1
         for c in cols:
             v = means.get((m, c, metric))
             digits = 1 if scale != 1.0 else 3
-            cells.append("" if v is None else f"{scale * v.mean():.{digits}f} ± {scale * _std(v):.{digits}f}")
+            if v is None:
+                cells.append("")
+            else:
+                cells.append(f"{scale * v.mean():.{digits}f} ± {scale * sample_std(v):.{digits}f}")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
