@@ -273,7 +273,10 @@ def available_memory_bytes() -> int:
 
 def estimate_parameters(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> int | None:
     """Parameter count of the model, built on the `meta` device (no memory); None if it cannot be."""
-    cfg = method_config(name, **config)
+    return _count_parameters(name, dims, num_classes, method_config(name, **config))
+
+
+def _count_parameters(name: str, dims: dict[str, int], num_classes: int, cfg: Any) -> int | None:
     try:
         with torch.device("meta"):
             model = _REGISTRY[name].builder(dict(dims), int(num_classes), cfg)
@@ -286,7 +289,11 @@ def estimate_parameters(name: str, dims: dict[str, int], num_classes: int, **con
 
 def check_model_size(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> None:
     """Refuse (before allocation) a model whose training state would not fit in available memory."""
-    count = estimate_parameters(name, dims, num_classes, **config)
+    _check_size(name, dims, num_classes, method_config(name, **config))
+
+
+def _check_size(name: str, dims: dict[str, int], num_classes: int, cfg: Any) -> None:
+    count = _count_parameters(name, dims, num_classes, cfg)
     if count is None:
         return
     need = count * BYTES_PER_TRAINED_PARAMETER
@@ -318,7 +325,7 @@ def build_method(name: str, dims: dict[str, int], num_classes: int, **config: An
     `num_classes=1` builds a regression model (one real output); classification-only methods refuse.
     Options are checked for type and range, and a model too large for memory is refused with its
     parameter count before anything is allocated."""
-    method_config(name, **config)
+    cfg = method_config(name, **config)
     if len(dims) < 2:
         raise PMRFusionError(f"method '{name}' needs at least 2 modalities, got {len(dims)}")
     dims = {m: int(d) if hasattr(d, "__index__") and not isinstance(d, bool) else d for m, d in dims.items()}
@@ -327,8 +334,7 @@ def build_method(name: str, dims: dict[str, int], num_classes: int, **config: An
     check_dims(dims, num_classes)
     if num_classes == 1:  # regression: one real output (see pmrfusion.tasks)
         check_regression_method(name)
-    check_model_size(name, dims, num_classes, **config)
-    cfg = method_config(name, **config)
+    _check_size(name, dims, num_classes, cfg)
     return _REGISTRY[name].builder(dict(dims), int(num_classes), cfg)
 
 
