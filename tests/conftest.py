@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 # Subprocesses started by tests (CLI, torchrun) inherit this: one OpenMP thread each, so a
@@ -51,3 +52,35 @@ def torchrun_two():
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def train_raw_on_two_ranks(torchrun_two):
+    """`train(manifest, folder, encoders={}, max_length=128, epochs=1, batch_size=8)`: `concat` trained
+    end to end on a raw manifest by DDP (2 gloo processes, one loader worker each); returns each
+    rank's {state, history, world}."""
+
+    def train(manifest, folder, encoders=None, max_length=128, epochs=1, batch_size=8):
+        script = Path(folder) / "ddp.py"
+        script.write_text(textwrap.dedent(f"""
+            import torch
+            from pmrfusion.data.loaders import load_dataset
+            from pmrfusion.train import distributed
+            from pmrfusion.train.end_to_end import EncoderConfig, fit_raw_method, prepare_raw
+            from pmrfusion.train.trainer import TrainConfig
+            with distributed.distributed_session() as ctx:
+                cfg = EncoderConfig(encoders={dict(encoders or {})!r}, max_length={int(max_length)})
+                cfg.loader.num_workers = 1
+                p = prepare_raw(load_dataset({str(manifest)!r}), 0.15, 0, cfg)
+                tc = TrainConfig(epochs={int(epochs)}, batch_size={int(batch_size)})
+                model, res = fit_raw_method("concat", p, 0, {{}}, tc, cfg)
+                torch.save({{"state": model.state_dict(), "history": res.history, "world": ctx.world_size}},
+                           {str(folder)!r} + f"/rank{{ctx.rank}}.pt")
+        """))
+        r = torchrun_two(script)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+        ranks = [torch.load(Path(folder) / f"rank{i}.pt") for i in (0, 1)]
+        assert ranks[0]["world"] == 2
+        return ranks
+
+    return train

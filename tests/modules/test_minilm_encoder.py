@@ -162,30 +162,10 @@ def test_cli_bench_with_minilm_on_a_manifest_text_column(tmp_path):
     assert {x["metric"] for x in recs} >= {"accuracy"} and recs[0]["regime"] == "end-to-end"
 
 
-def test_two_process_minilm_fine_tuning_keeps_ranks_in_sync(tmp_path, torchrun_two):
+def test_two_process_minilm_fine_tuning_keeps_ranks_in_sync(tmp_path, train_raw_on_two_ranks):
     """The token path under torchrun (2 gloo processes): tokenised in workers, MiniLM fine-tuned by DDP."""
-    import textwrap
-
     manifest = _manifest(tmp_path, n=24)
-    script = tmp_path / "ddp.py"
-    script.write_text(textwrap.dedent(f"""
-        import torch
-        from pmrfusion.data.manifest import load_manifest
-        from pmrfusion.train import distributed
-        from pmrfusion.train.end_to_end import EncoderConfig, fit_raw_method, prepare_raw
-        from pmrfusion.train.trainer import TrainConfig
-        with distributed.distributed_session() as ctx:
-            cfg = EncoderConfig(encoders={{"text": "minilm"}}, max_length=16)
-            cfg.loader.num_workers = 1
-            p = prepare_raw(load_manifest({str(manifest)!r}), 0.15, 0, cfg)
-            model, res = fit_raw_method("concat", p, 0, {{}}, TrainConfig(epochs=1, batch_size=8), cfg)
-            torch.save({{"state": model.state_dict(), "history": res.history, "world": ctx.world_size}},
-                       {str(tmp_path)!r} + f"/rank{{ctx.rank}}.pt")
-    """))
-    r = torchrun_two(script)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
-    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
-    assert a["world"] == 2
+    a, b = train_raw_on_two_ranks(manifest, tmp_path, {"text": "minilm"}, max_length=16)
     # MiniLM's shipped weights were fine-tuned, and identically on both ranks
     shipped = MiniLMEncoder().bert.state_dict()
     bert = {k.split("bert.", 1)[1]: k for k in a["state"] if ".bert." in k}

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -127,29 +126,11 @@ def test_generated_manifest_trains_and_evaluates_from_the_cli(avmnist, tmp_path)
     assert r.returncode == 2 and "unknown encoder" in r.stderr
 
 
-def test_two_process_streamed_training_keeps_ranks_in_sync(avmnist, tmp_path, torchrun_two):
+def test_two_process_streamed_training_keeps_ranks_in_sync(avmnist, tmp_path, train_raw_on_two_ranks):
     from pmrfusion.data.avmnist import export_manifest
 
     manifest = export_manifest(avmnist, tmp_path / "data", rows=200, seed=4)
-    script = tmp_path / "ddp.py"
-    script.write_text(textwrap.dedent(f"""
-        import torch, torch.distributed as dist
-        from pmrfusion.data.loaders import load_dataset
-        from pmrfusion.train import distributed
-        from pmrfusion.train.end_to_end import EncoderConfig, fit_raw_method, prepare_raw
-        from pmrfusion.train.trainer import TrainConfig
-        with distributed.distributed_session() as ctx:
-            cfg = EncoderConfig()
-            cfg.loader.num_workers = 1
-            p = prepare_raw(load_dataset({str(manifest)!r}), 0.15, 0, cfg)
-            model, res = fit_raw_method("concat", p, 0, {{}}, TrainConfig(epochs=2, batch_size=32), cfg)
-            torch.save({{"state": model.state_dict(), "history": res.history, "world": ctx.world_size}},
-                       {str(tmp_path)!r} + f"/rank{{ctx.rank}}.pt")
-    """))
-    r = torchrun_two(script)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
-    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
-    assert a["world"] == 2
+    a, b = train_raw_on_two_ranks(manifest, tmp_path, epochs=2, batch_size=32)
     # DDP with the DistributedSampler: both ranks end with the same parameters ...
     assert max(float((a["state"][k] - b["state"][k]).abs().max()) for k in a["state"]) < 1e-6
     # ... and the same epoch losses (all-reduced), from disjoint halves of the data
