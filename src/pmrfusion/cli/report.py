@@ -25,7 +25,7 @@ def report(
     ] = None,
 ) -> None:
     """Write DIR/report.md with PNG figures from DIR's records."""
-    from pmrfusion.bench.report import demote_headings, relink, write_report
+    from pmrfusion.bench.report import benchmarks_page, write_report
     from pmrfusion.paths import atomic_write_text, check_output_dir, check_output_file
 
     if not directory.is_dir():
@@ -41,10 +41,5 @@ def report(
     path = write_report(directory)
     console.print(f"report written to {path}")
     if benchmarks is not None:
-        dest = benchmarks.resolve().parent
-        parts = [relink(path.read_text(), path.resolve().parent, dest).rstrip() + "\n"]
-        for extra in append or []:
-            text = relink(extra.read_text(), extra.resolve().parent, dest)
-            parts.append(demote_headings(text).rstrip() + "\n")
-        atomic_write_text(benchmarks, "\n".join(parts))
+        atomic_write_text(benchmarks, benchmarks_page(path, benchmarks, list(append or [])))
         console.print(f"benchmarks written to {benchmarks}")
