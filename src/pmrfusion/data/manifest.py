@@ -2,18 +2,35 @@
 
 Columns: one per modality, `label` (integer class) or `target` (a real number: the manifest is then
 a regression task, as with `task="regression"`), optional `split` (train/val/test; a seeded 80/20
-train/test split when absent, stratified by class). Paths are relative to the manifest's folder.
-A column's kind comes from its files' extensions: .png/.jpg/.jpeg/.bmp image, .wav audio,
-.npy array, .txt text; any other value is inline text. A text column decodes to a hashed bag of
-words, or to token ids when its encoder is a pretrained text model (`--encoders text=minilm`, see
-`pmrfusion.modules.composition.with_encoder_inputs`).
+train/test split when absent, stratified by class), optional `id` (the sample id: not a modality;
+each row's must be non-empty and unique). Every other column is a modality. Names are exact
+(lower case). Paths are relative to the manifest's folder. A cell is a file when its extension is
+.png/.jpg/.jpeg/.bmp (image), .wav (audio), .npy (array) or .txt (text) and it has no whitespace
+or names an existing file; any other value is inline text (so "a photo of a cat.png" is text). A
+column's kind is its first cell's; a cell of another kind is an error. A text column decodes to a
+hashed bag of words, or to token ids when its encoder is a pretrained text model
+(`--encoders text=minilm`, see `pmrfusion.modules.composition.with_encoder_inputs`).
 
-Everything is validated before training, reading file headers only: a missing or unreadable
-file, an image of another size than the column's first, a non-integer label or an unknown
-split name raise one `PMRFusionError` naming the row (1-based data row) and column.
-Audio of another sample rate than the column's most common rate is resampled on decode
-(`scipy.signal.resample_poly`) unless `resample=False`, which makes it an error instead.
-Audio is cropped/zero-padded to `audio_seconds` (default 1 s); stereo is averaged to mono.
+Table format: UTF-8 (a byte-order mark, as Excel writes, is skipped). CSV: a header row, then
+rows of exactly as many fields (blank lines skipped), no duplicate column names, cells of at
+most `MAX_TEXT_BYTES` characters. JSONL: one JSON object per line, every line with the same keys
+(no duplicates), values strings, numbers or null (a list, object or boolean is refused: arrays
+belong in .npy files). Labels are plain decimal integers (`1_0`, `²` or `1.0` are refused) up to
+int64; targets plain decimal numbers.
+
+Containment: a file must resolve (after `..`, absolute paths and symlinks) inside the manifest's
+folder, unless `allow_outside=True` (or the environment variable `PMRFUSION_MANIFEST_ALLOW_OUTSIDE=1`
+when `allow_outside` is None).
+
+Everything is validated before training, each file by its content (`pmrfusion.data.content`:
+size limits from the header, then a full decode, dtype, finiteness and value range; in a thread
+pool, results cached by path, size and mtime): a missing, unreadable, truncated, non-finite or
+too large file, an image of another size than the column's first, a non-integer label or an
+unknown split name raise one `PMRFusionError` naming the row (1-based data row) and column.
+16-bit grey images are scaled to 8 bits (round(v / 257)). Audio of another sample rate than the
+column's most common rate is resampled on decode (`scipy.signal.resample_poly`) unless
+`resample=False`, which makes it an error instead. Audio is cropped/zero-padded to
+`audio_seconds` (default 1 s); stereo is averaged to mono.
 """
 
 from __future__ import annotations
@@ -21,16 +38,32 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from pmrfusion.data.content import (
+    MAX_AUDIO_LENGTH,
+    MAX_TEXT_BYTES,
+    MIN_AUDIO_LENGTH,
+    ContentChecker,
+    UnreadableFile,
+    cache_file_for,
+    check_files,
+    decode_image,
+    grey_mode,
+    load_array,
+    read_wav,
+)
 from pmrfusion.data.raw import TEXT_DIM, RawMultimodalData, fit_length, text_features
 from pmrfusion.data.splits import stratified_split
 from pmrfusion.errors import PMRFusionError
@@ -38,70 +71,140 @@ from pmrfusion.tasks import CLASSIFICATION, REGRESSION, check_task
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 EXTENSION_KIND = {**{e: "image" for e in IMAGE_EXT}, ".wav": "audio", ".npy": "array", ".txt": "text"}
-RESERVED = ("label", "target", "split")
+ID_COLUMN = "id"
+RESERVED = ("label", "target", "split", ID_COLUMN)
 SPLITS = ("train", "val", "test")
+ALLOW_OUTSIDE_ENV = "PMRFUSION_MANIFEST_ALLOW_OUTSIDE"
+INTEGER = re.compile(r"[+-]?[0-9]+")
+NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.I)
 
 
-def _read_table(path: Path) -> list[dict[str, str]]:
+JSON_NAMES = {list: "a JSON array", dict: "a JSON object", bool: "a JSON boolean"}
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dup = next((k for k in keys if keys.count(k) > 1), None)
+    if dup is not None:
+        raise ValueError(f"key '{dup}' appears twice")
+    return dict(pairs)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    rows: list[dict[str, str]] = []
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, MAX_TEXT_BYTES))
     try:
-        if path.suffix.lower() == ".csv":
-            with path.open(newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-        else:
-            rows = []
-            with path.open(encoding="utf-8") as f:
-                for i, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            obj = json.loads(line)
-                        except json.JSONDecodeError as e:
-                            raise PMRFusionError(f"{path}: line {i} is not valid JSON: {e}") from None
-                        if not isinstance(obj, dict):
-                            raise PMRFusionError(f"{path}: line {i} is not a JSON object")
-                        rows.append({k: "" if v is None else str(v) for k, v in obj.items()})
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            try:
+                header = next(reader, None)
+                if header is None:
+                    raise PMRFusionError(f"manifest {path} is empty")
+                dup = next((c for c in header if header.count(c) > 1), None)
+                if dup is not None:
+                    raise PMRFusionError(f"manifest {path}: column '{dup}' appears twice in the header")
+                for fields in reader:
+                    if not fields:
+                        continue  # a blank line
+                    if len(fields) != len(header):
+                        raise PMRFusionError(
+                            f"manifest {path}: row {len(rows) + 1} (line {reader.line_num}) has "
+                            f"{len(fields)} fields, the header has {len(header)} ({', '.join(header)})"
+                        )
+                    rows.append(dict(zip(header, fields)))
+            except csv.Error as e:
+                msg = str(e)
+                if "field limit" in msg:
+                    msg = f"a cell is longer than {MAX_TEXT_BYTES:,} characters (MAX_TEXT_BYTES)"
+                raise PMRFusionError(f"manifest {path}: line {reader.line_num}: {msg}") from None
+    finally:
+        csv.field_size_limit(old)
+    return header, rows
+
+
+def _jsonl_cell(path: Path, row: int, key: str, v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
+    what = JSON_NAMES.get(type(v), type(v).__name__)
+    raise PMRFusionError(
+        f"manifest {path}: row {row}, column '{key}': {what}, not a path, text or number "
+        "(store arrays in .npy files)"
+    )
+
+
+def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    rows: list[dict[str, str]] = []
+    header: list[str] = []
+    with path.open(encoding="utf-8-sig") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+            except ValueError as e:
+                raise PMRFusionError(f"{path}: line {i} is not valid JSON: {e}") from None
+            if not isinstance(obj, dict):
+                raise PMRFusionError(f"{path}: line {i} is not a JSON object")
+            n = len(rows) + 1
+            if not rows:
+                header = list(obj)
+            elif set(obj) != set(header):
+                extra, missing = sorted(set(obj) - set(header)), sorted(set(header) - set(obj))
+                raise PMRFusionError(
+                    f"manifest {path}: row {n} (line {i}) has other keys than row 1 (extra: {extra}, "
+                    f"missing: {missing}): give every row the same keys"
+                )
+            rows.append({k: _jsonl_cell(path, n, k, v) for k, v in obj.items()})
+    return header, rows
+
+
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows) of a .csv or .jsonl manifest; rows map every column to a string."""
+    try:
+        header, rows = _read_csv(path) if path.suffix.lower() == ".csv" else _read_jsonl(path)
     except (OSError, UnicodeDecodeError) as e:
         raise PMRFusionError(f"cannot read manifest {path}: {e}") from None
     if not rows:
         raise PMRFusionError(f"manifest {path} has no rows")
-    return rows
+    return header, rows
 
 
-def _kind_of(value: str) -> str:
-    return EXTENSION_KIND.get(Path(value).suffix.lower(), "text-inline")
+def _kind_of(value: str, root: Path | None = None) -> str:
+    """A cell's kind: its extension's, if it has no whitespace or names an existing file under `root`."""
+    kind = EXTENSION_KIND.get(Path(value).suffix.lower())
+    if kind is None:
+        return "text-inline"
+    if any(c.isspace() for c in value) and (root is None or not (root / value).is_file()):
+        return "text-inline"
+    return kind
 
 
 def _where(i: int, col: str) -> str:
     return f"row {i + 1}, column '{col}'"
 
 
-def _wav_header(path: Path) -> tuple[int, int]:
-    from scipy.io import wavfile
-
-    rate, data = wavfile.read(path, mmap=True)
-    return int(rate), int(data.shape[0])
-
-
 def _decode_wav(path: Path) -> tuple[int, np.ndarray]:
-    from scipy.io import wavfile
+    return read_wav(path)
 
-    rate, data = wavfile.read(path)
-    x = np.asarray(data)
-    if x.dtype == np.int16:
-        x = x.astype(np.float32) / 32768.0
-    elif x.dtype == np.int32:
-        x = x.astype(np.float32) / 2147483648.0
-    elif x.dtype == np.uint8:
-        x = (x.astype(np.float32) - 128.0) / 128.0
-    else:
-        x = x.astype(np.float32)
-    if x.ndim == 2:
-        x = x.mean(1)
-    return int(rate), x
+
+def _allow_outside(value: bool | None) -> bool:
+    if value is not None:
+        return bool(value)
+    return os.environ.get(ALLOW_OUTSIDE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 @dataclass
 class ManifestSource:
-    """Decodes manifest rows from files on access; optional on-disk cache of decoded arrays."""
+    """Decodes manifest rows from files on access; optional on-disk cache of decoded arrays.
+
+    `files[m][i]` is the resolved file of a file cell (None for inline text); without it a cell is
+    read as `root / value`. `ids` holds the `id` column, if any.
+    """
 
     root: Path
     values: dict[str, list[str]]  # modality -> per-row path or inline text
@@ -111,29 +214,31 @@ class ManifestSource:
     audio_length: dict[str, int]
     cache_dir: Path | None = None
     _cache_key: dict[str, str] = field(default_factory=dict)
+    files: dict[str, list[Path | None]] = field(default_factory=dict)
+    ids: list[str] | None = None
+
+    def _file(self, m: str, row: int) -> Path | None:
+        if m in self.files:
+            return self.files[m][row]
+        value = self.values[m][row]
+        return None if _kind_of(value) == "text-inline" else self.root / value
 
     def text(self, row: int, modality: str) -> str:
         """The raw string of a text cell: inline text, or the content of its .txt file."""
         if self.kinds.get(modality) != "text":
             raise PMRFusionError(f"column '{modality}' is not a text column")
-        value = self.values[modality][row]
-        if _kind_of(value) == "text-inline":
-            return value
-        return (self.root / value).read_text(encoding="utf-8")
+        file = self._file(modality, row)
+        return self.values[modality][row] if file is None else file.read_text(encoding="utf-8")
 
-    def _decode(self, m: str, value: str) -> np.ndarray:
+    def _decode(self, m: str, row: int) -> np.ndarray:
         kind = self.kinds[m]
-        if kind == "text" and _kind_of(value) == "text-inline":
-            return text_features(value)
-        path = self.root / value
+        path = self._file(m, row)
+        if path is None:
+            return text_features(self.values[m][row])
         if kind == "image":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert(self.image_modes[m]))
-            return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
+            return decode_image(path, self.image_modes[m])
         if kind == "audio":
-            rate, x = _decode_wav(path)
+            rate, x = read_wav(path)
             target = self.sample_rates[m]
             if rate != target:
                 from scipy.signal import resample_poly
@@ -142,17 +247,18 @@ class ManifestSource:
                 x = resample_poly(x, target // g, rate // g).astype(np.float32)
             return fit_length(x, self.audio_length[m]).astype(np.float32)
         if kind == "array":
-            return np.load(path, allow_pickle=False).astype(np.float32)
+            return load_array(path)
         return text_features(path.read_text(encoding="utf-8"))
 
-    def _cached(self, m: str, value: str) -> np.ndarray:
+    def _cached(self, m: str, row: int) -> np.ndarray:
         if self.cache_dir is None:
-            return self._decode(m, value)
+            return self._decode(m, row)
+        value = self.values[m][row]
         key = hashlib.sha1(f"{m}|{value}|{self.audio_length.get(m)}|{self.sample_rates.get(m)}".encode())
         file = self.cache_dir / f"{key.hexdigest()}.npy"
         if file.exists():
             return np.load(file)
-        arr = self._decode(m, value)
+        arr = self._decode(m, row)
         tmp = file.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, arr)
         os.replace(tmp, file)
@@ -161,9 +267,55 @@ class ManifestSource:
     def get(self, row: int, modalities: list[str]) -> dict[str, Tensor]:
         out = {}
         for m in modalities:
-            arr = self._cached(m, self.values[m][row])
+            arr = self._cached(m, row)
             out[m] = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
         return out
+
+
+def _parse_labels(path: Path, table: list[dict[str, str]], label_col: str, regression: bool) -> np.ndarray:
+    labels = np.empty(len(table), dtype=np.float32 if regression else np.int64)
+    for i, r in enumerate(table):
+        raw = (r.get(label_col) or "").strip()
+        where = _where(i, label_col)
+        if not (NUMBER if regression else INTEGER).fullmatch(raw):
+            what = "a number" if regression else "an integer (a real-valued target: name the column 'target')"
+            raise PMRFusionError(f"manifest {path}: {where}: {label_col} '{raw[:40]}' is not {what}")
+        try:
+            labels[i] = float(raw) if regression else int(raw)
+        except OverflowError:
+            raise PMRFusionError(
+                f"manifest {path}: {where}: {label_col} '{raw[:40]}' is out of range (beyond int64)"
+            ) from None
+        if regression and not np.isfinite(labels[i]):
+            raise PMRFusionError(f"manifest {path}: {where}: {label_col} '{raw[:40]}' is not finite")
+    return labels
+
+
+def _check_ids(path: Path, table: list[dict[str, str]]) -> list[str]:
+    ids = [(r.get(ID_COLUMN) or "").strip() for r in table]
+    first: dict[str, int] = {}
+    for i, v in enumerate(ids):
+        if not v:
+            raise PMRFusionError(f"manifest {path}: {_where(i, ID_COLUMN)}: empty sample id")
+        if v in first:
+            raise PMRFusionError(
+                f"manifest {path}: {_where(i, ID_COLUMN)}: sample id '{v[:40]}' repeats row {first[v] + 1}'s "
+                "(ids must be unique)"
+            )
+        first[v] = i
+    return ids
+
+
+def _split_rows(path: Path, table: list[dict[str, str]]) -> dict[str, np.ndarray]:
+    names = [(r.get("split") or "").strip() for r in table]
+    for i, s in enumerate(names):
+        if s not in SPLITS:
+            raise PMRFusionError(f"manifest {path}: {_where(i, 'split')}: '{s[:40]}' is not one of {SPLITS}")
+    arr = np.array(names)
+    splits = {s: np.flatnonzero(arr == s) for s in SPLITS if (arr == s).any()}
+    if "train" not in splits or "test" not in splits:
+        raise PMRFusionError(f"manifest {path}: the split column needs both 'train' and 'test' rows")
+    return splits
 
 
 def load_manifest(
@@ -174,23 +326,32 @@ def load_manifest(
     resample: bool = True,
     cache_dir: str | os.PathLike | None = None,
     task: str | None = None,
+    allow_outside: bool | None = None,
+    check_cache: str | os.PathLike | bool = True,
 ) -> RawMultimodalData:
-    """Validate a manifest and return its lazily decoded `RawMultimodalData`.
+    """Validate a manifest (every file by its content) and return its lazily decoded `RawMultimodalData`.
 
     The task is the manifest's: a `target` column makes it regression (float32 targets, L1 loss,
     regression metrics), a `label` column classification; `task="regression"` also reads a `label`
-    column as real numbers.
+    column as real numbers. `allow_outside`: accept files outside the manifest's folder (None: the
+    `PMRFUSION_MANIFEST_ALLOW_OUTSIDE` environment variable). `check_cache`: where content checks
+    are remembered (True: `<cache>/manifest-checks`, False: this process only, or a folder).
     """
     if task is not None:
         check_task(task)
+    if (
+        isinstance(audio_seconds, bool)
+        or not isinstance(audio_seconds, (int, float))
+        or not (math.isfinite(audio_seconds) and audio_seconds > 0)
+    ):
+        raise PMRFusionError(f"audio_seconds must be a positive number, got {audio_seconds!r}")
     path = Path(path)
     if not path.is_file():
         raise PMRFusionError(f"manifest not found: {path}")
     if path.suffix.lower() not in (".csv", ".jsonl"):
         raise PMRFusionError(f"manifest must be .csv or .jsonl, got '{path.suffix}'")
-    table = _read_table(path)
+    columns, table = _read_table(path)
     root = path.resolve().parent
-    columns = list(table[0])
     if "label" in columns and "target" in columns:
         raise PMRFusionError(f"manifest {path}: both 'label' and 'target' columns: keep one")
     if "label" not in columns and "target" not in columns:
@@ -205,128 +366,154 @@ def load_manifest(
     if len(mods) < 2:
         raise PMRFusionError(f"manifest {path}: need at least 2 modality columns, got {mods}")
     regression = task == REGRESSION
-    labels = np.empty(len(table), dtype=np.float32 if regression else np.int64)
-    for i, r in enumerate(table):
-        raw = (r.get(label_col) or "").strip()
-        try:
-            labels[i] = float(raw) if regression else int(raw)
-        except ValueError:
-            where = _where(i, label_col)
-            what = "a number" if regression else "an integer (a real-valued target: name the column 'target')"
-            raise PMRFusionError(f"manifest {path}: {where}: {label_col} '{raw}' is not {what}") from None
-        if regression and not np.isfinite(labels[i]):
-            where = _where(i, label_col)
-            raise PMRFusionError(f"manifest {path}: {where}: {label_col} '{raw}' is not finite")
+    labels = _parse_labels(path, table, label_col, regression)
     if not regression and labels.min() < 0:
         raise PMRFusionError(f"manifest {path}: labels must be >= 0 (found {labels.min()})")
-    values = {m: [(r.get(m) or "").strip() for r in table] for m in mods}
-    kinds, shapes, modes, rates, lengths = {}, {}, {}, {}, {}
     notes: list[str] = []
+    ids = _check_ids(path, table) if ID_COLUMN in columns else None
+    if ids is not None:
+        notes.append(f"column '{ID_COLUMN}': sample ids, not a modality")
+    if "split" in columns:
+        splits = _split_rows(path, table)
+    else:
+        strata = np.zeros(len(labels), np.int64) if regression else labels
+        splits = stratified_split(strata, 0.2, split_seed)
+        how = "random" if regression else "stratified"
+        notes.append(f"no split column: {how} 80/20 split made with seed {split_seed}")
+    values = {m: [(r.get(m) or "").strip() for r in table] for m in mods}
+    outside = _allow_outside(allow_outside)
+    kinds, files = {}, {}
     for m in mods:
-        kinds[m], shapes[m], extra = _validate_column(path, root, m, values[m], audio_seconds, resample)
+        kinds[m], files[m] = _column_cells(path, root, m, values[m], outside)
+    checker = ContentChecker(cache_file_for(root, check_cache))
+    infos = _check_contents(path, checker, mods, kinds, files, values)
+    shapes, modes, rates, lengths = {}, {}, {}, {}
+    for m in mods:
+        shapes[m], extra = _column_shape(path, m, kinds[m], values[m], infos[m], audio_seconds, resample)
         if kinds[m] == "image":
             modes[m] = extra
         if kinds[m] == "audio":
             rates[m], lengths[m], note = extra
             if note:
                 notes.append(note)
-    if "split" in columns:
-        names = [(r.get("split") or "").strip() for r in table]
-        for i, s in enumerate(names):
-            if s not in SPLITS:
-                raise PMRFusionError(f"manifest {path}: {_where(i, 'split')}: '{s}' is not one of {SPLITS}")
-        arr = np.array(names)
-        splits = {s: np.flatnonzero(arr == s) for s in SPLITS if (arr == s).any()}
-        if "train" not in splits or "test" not in splits:
-            raise PMRFusionError(f"manifest {path}: the split column needs both 'train' and 'test' rows")
-    else:
-        strata = np.zeros(len(labels), np.int64) if regression else labels
-        splits = stratified_split(strata, 0.2, split_seed)
-        how = "random" if regression else "stratified"
-        notes.append(f"no split column: {how} 80/20 split made with seed {split_seed}")
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-    source = ManifestSource(root, values, kinds, modes, rates, lengths, cache)
+    source = ManifestSource(root, values, kinds, modes, rates, lengths, cache, files=files, ids=ids)
     return RawMultimodalData(
         name or path.stem, kinds, shapes, labels, splits, source, sample_rates=rates, notes=notes, task=task
     )
 
 
-def _validate_column(path: Path, root: Path, m: str, vals: list[str], audio_seconds: float, resample: bool):
-    """(kind, decoded sample shape, extra) of one modality column; raises on the first bad row."""
-    first = _kind_of(vals[0]) if vals[0] else "text-inline"
-    kind = "text" if first in ("text", "text-inline") else first
+def _column_cells(
+    path: Path, root: Path, m: str, vals: list[str], allow_outside: bool
+) -> tuple[str, list[Path | None]]:
+    """(kind, resolved file per row or None for inline text) of one column; raises on the first bad cell."""
+    cell_kinds = []
     for i, v in enumerate(vals):
-        k = _kind_of(v)
-        k = "text" if k in ("text", "text-inline") else k
         if not v:
             raise PMRFusionError(f"manifest {path}: {_where(i, m)}: empty value")
+        k = _kind_of(v, root)
+        cell_kinds.append(k)
+        if len(v) > MAX_TEXT_BYTES and k == "text-inline":
+            raise PMRFusionError(
+                f"manifest {path}: {_where(i, m)}: inline text of {len(v):,} characters, more than "
+                f"{MAX_TEXT_BYTES:,} (MAX_TEXT_BYTES)"
+            )
+    kind = "text" if cell_kinds[0] in ("text", "text-inline") else cell_kinds[0]
+    for i, k in enumerate(cell_kinds):
+        k = "text" if k in ("text", "text-inline") else k
         if k != kind:
             raise PMRFusionError(f"manifest {path}: {_where(i, m)}: a {k} value in a {kind} column")
-    seen: dict[str, object] = {}
-
-    def header(i: int, v: str):
-        if v in seen:
-            return seen[v]
-        file = root / v
-        if not file.is_file():
+    files: list[Path | None] = []
+    for i, (v, k) in enumerate(zip(vals, cell_kinds)):
+        if k == "text-inline":
+            files.append(None)
+            continue
+        file = (root / v).resolve()
+        if not allow_outside and not file.is_relative_to(root):
+            raise PMRFusionError(
+                f"manifest {path}: {_where(i, m)}: {v} leads outside the manifest's folder {root} "
+                f"(to {file}): move it inside, or allow it (load_manifest(allow_outside=True), "
+                f"{ALLOW_OUTSIDE_ENV}=1)"
+            )
+        if not file.exists():
             raise PMRFusionError(f"manifest {path}: {_where(i, m)}: file not found: {v}")
-        try:
-            if kind == "image":
-                from PIL import Image
+        if not file.is_file():
+            raise PMRFusionError(f"manifest {path}: {_where(i, m)}: {v} is not a regular file")
+        files.append(file)
+    return kind, files
 
-                with Image.open(file) as im:
-                    info = (im.size, im.mode)
-            elif kind == "audio":
-                info = _wav_header(file)
-            elif kind == "array":
-                info = np.load(file, mmap_mode="r", allow_pickle=False).shape
-            else:
-                file.read_text(encoding="utf-8")
-                info = None
-        except PMRFusionError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file
-            raise PMRFusionError(f"manifest {path}: {_where(i, m)}: cannot read {v}: {e}") from None
-        seen[v] = info
-        return info
 
+def _check_contents(
+    path: Path,
+    checker: ContentChecker,
+    mods: list[str],
+    kinds: dict[str, str],
+    files: dict[str, list[Path | None]],
+    values: dict[str, list[str]],
+) -> dict[str, list[dict[str, Any] | None]]:
+    """Header info per row and column (None for inline text), every distinct file checked once, in
+    parallel; the first failure in (column, row) order is the error."""
+    jobs: list[tuple[str, Path]] = []
+    first_row: list[tuple[str, int]] = []  # (column, row) that first lists each job
+    index: dict[tuple[str, Path], int] = {}
+    for m in mods:
+        for i, f in enumerate(files[m]):
+            if f is not None and (kinds[m], f) not in index:
+                index[(kinds[m], f)] = len(jobs)
+                jobs.append((kinds[m], f))
+                first_row.append((m, i))
+    results = check_files(checker, jobs)
+    if results and isinstance(results[-1], PMRFusionError):
+        m, i = first_row[len(results) - 1]
+        what = f"cannot read {values[m][i]}" if isinstance(results[-1], UnreadableFile) else values[m][i]
+        raise PMRFusionError(f"manifest {path}: {_where(i, m)}: {what}: {results[-1]}")
+    return {m: [None if f is None else results[index[(kinds[m], f)]] for f in files[m]] for m in mods}
+
+
+def _column_shape(
+    path: Path, m: str, kind: str, vals: list[str], infos: list, audio_seconds: float, resample: bool
+) -> tuple[tuple[int, ...], Any]:
+    """(decoded sample shape, extra) of one modality column from its files' header info."""
     if kind == "text":
-        for i, v in enumerate(vals):
-            if _kind_of(v) == "text":
-                header(i, v)
-        return kind, (TEXT_DIM,), None
-    infos = [header(i, v) for i, v in enumerate(vals)]
+        return (TEXT_DIM,), None
     if kind == "image":
-        size, mode0 = infos[0]
-        mode = "L" if mode0 in ("1", "L", "I", "I;16", "F") else "RGB"
-        for i, (s, _) in enumerate(infos):
+        size, mode0 = (infos[0]["w"], infos[0]["h"]), infos[0]["mode"]
+        mode = "L" if grey_mode(mode0) else "RGB"
+        for i, info in enumerate(infos):
+            s = (info["w"], info["h"])
             if s != size:
                 raise PMRFusionError(
                     f"manifest {path}: {_where(i, m)}: image {vals[i]} is {s[0]}x{s[1]}, "
                     f"the column's first image is {size[0]}x{size[1]}"
                 )
-        return kind, (1 if mode == "L" else 3, size[1], size[0]), mode
+        return (1 if mode == "L" else 3, size[1], size[0]), mode
     if kind == "audio":
-        rates = Counter(r for r, _ in infos)
+        rates = Counter(info["rate"] for info in infos)
         target = rates.most_common(1)[0][0]
         note = None
         if len(rates) > 1:
             if not resample:
-                i = next(j for j, (r, _) in enumerate(infos) if r != target)
+                i = next(j for j, info in enumerate(infos) if info["rate"] != target)
                 raise PMRFusionError(
-                    f"manifest {path}: {_where(i, m)}: {vals[i]} has sample rate {infos[i][0]} Hz, "
+                    f"manifest {path}: {_where(i, m)}: {vals[i]} has sample rate {infos[i]['rate']} Hz, "
                     f"the column's is {target} Hz"
                 )
             note = f"column '{m}': wavs at {sorted(rates)} Hz resampled to {target} Hz"
         length = int(round(audio_seconds * target))
-        return kind, (length,), (target, length, note)
-    shape = infos[0]
-    for i, s in enumerate(infos):
+        if not MIN_AUDIO_LENGTH <= length <= MAX_AUDIO_LENGTH:
+            raise PMRFusionError(
+                f"manifest {path}: column '{m}': {audio_seconds:g} s at {target} Hz is {length:,} samples "
+                f"per clip, outside {MIN_AUDIO_LENGTH}..{MAX_AUDIO_LENGTH:,} (MIN/MAX_AUDIO_LENGTH)"
+            )
+        return (length,), (target, length, note)
+    shape = tuple(infos[0]["shape"])
+    for i, info in enumerate(infos):
+        s = tuple(info["shape"])
         if s != shape:
             raise PMRFusionError(f"manifest {path}: {_where(i, m)}: array of shape {s}, expected {shape}")
-    return kind, tuple(shape), None
+    return shape, None
 
 
-__all__ = ["ManifestSource", "load_manifest"]
+__all__ = ["ID_COLUMN", "ManifestSource", "load_manifest"]
