@@ -204,6 +204,7 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
                                              for i, x in enumerate(r)]),
      "line 4: a cell is longer than 1,048,576 characters"),
     ("label-beyond-int64", edited(upd(3, label="99999999999999999999")), "row 4, column 'label'"),
+    ("label-of-5000-digits", edited(upd(3, label="9" * 5000)), "row 4, column 'label'"),
     ("wav-at-0-hz", edited(lambda d, r: wav_rate(d / "a2.wav", 0), audio=True),
      "row 3, column 'aud': a2.wav: sample rate 0 Hz"),
     ("0-d-npy", edited(lambda d, r: np.save(d / "v2.npy", np.float32(1))),
@@ -228,6 +229,9 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
      "row 3, column 'vec': ../secret.npy leads outside the manifest's folder"),
     ("absolute-path", outside("absolute"), "leads outside the manifest's folder"),
     ("symlink-out", outside("symlink"), "row 3, column 'vec': link.npy leads outside"),
+    ("nul-in-path", lambda d: write_jsonl(d, [dict(r, vec="v\u0000.npy") for r in rows_in(d)]),
+     "row 1, column 'vec': not a usable path"),
+    ("path-too-long", edited(upd(2, vec="v" * 5000 + ".npy")), "row 3, column 'vec': not a usable path"),
 ]  # fmt: skip
 
 # one or two per failure class also in a real process

@@ -226,7 +226,7 @@ def _audio_content(path: Path, info: dict[str, Any]) -> None:
     if bad:
         raise PMRFusionError(f"holds {bad:,} NaN/inf samples")
     peak = float(np.abs(x).max()) if x.size else 0.0
-    if peak > FLOAT_AUDIO_PEAK or not np.isfinite(np.float32(peak)):
+    if peak > FLOAT_AUDIO_PEAK:
         raise PMRFusionError(
             f"float samples reach {peak:.4g}, beyond +-{FLOAT_AUDIO_PEAK:g} (FLOAT_AUDIO_PEAK): float audio "
             "is full scale at 1 (integer sample values stored as float?)"
@@ -329,70 +329,79 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "pmrfusion") / "manifest-checks"
 
 
-_MEMO: dict[str, dict[str, Any]] = {}
+_MEMO: dict[str, tuple[str, dict[str, Any]]] = {}  # "kind|path" -> (stamp, info)
 _MEMO_LOCK = threading.Lock()
 
 
 class ContentChecker:
     """Checks files (header, limits, content) and remembers those that passed, in memory and on disk.
 
-    `cache_file` None: memory only. A cache that cannot be read or written is ignored.
+    The disk cache (`cache_file`, None: memory only) maps "kind|path" to the file's stamp (size,
+    mtime, inode) and header info: one entry per file, replaced when the file changes. A cache that
+    cannot be read or written is ignored.
     """
 
     def __init__(self, cache_file: Path | None = None):
         self.cache_file = cache_file
-        self.disk: dict[str, dict[str, Any]] = {}
-        self.new: dict[str, dict[str, Any]] = {}
+        self.disk: dict[str, list] = {}
+        self.new: dict[str, tuple[str, dict[str, Any]]] = {}
         self.lock = threading.Lock()
         if cache_file is not None:
             try:
                 loaded = json.loads(cache_file.read_text())
-                if isinstance(loaded, dict):
-                    self.disk = {k: v for k, v in loaded.items() if isinstance(v, dict)}
-            except (OSError, ValueError):
+                if isinstance(loaded, dict) and loaded.get("version") == CHECK_VERSION:
+                    files = loaded.get("files")
+                    self.disk = {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 2}
+            except (OSError, ValueError, AttributeError):
                 pass
 
     @staticmethod
-    def key(kind: str, path: Path) -> str:
+    def stamp(path: Path) -> str:
         st = path.stat()
-        return f"v{CHECK_VERSION}|{kind}|{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+        return f"{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
 
     def check(self, kind: str, path: Path) -> dict[str, Any]:
         """The file's header info; raises PMRFusionError (without the row) when it fails a check."""
         header, limits, content = CHECKS[kind]
+        name = f"{kind}|{path}"
         try:
-            key = self.key(kind, path)
+            stamp = self.stamp(path)
         except OSError as e:
             raise UnreadableFile(first_line(e)) from None
         with _MEMO_LOCK:
-            info = _MEMO.get(key)
-        info = info or self.disk.get(key)
-        if info is not None:
+            hit = _MEMO.get(name)
+        if hit is None or hit[0] != stamp:
+            hit = self.disk.get(name)
+        if hit is not None and hit[0] == stamp and isinstance(hit[1], dict):
+            info = hit[1]
             limits(info)  # limits may have changed since the entry was written
-            return info
-        try:
-            info = header(path)
-            limits(info)
-            content(path, info)
-        except PMRFusionError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file
-            raise UnreadableFile(first_line(e)) from None
-        with _MEMO_LOCK:
-            _MEMO[key] = info
-        with self.lock:
-            self.new[key] = info
+        else:
+            try:
+                info = header(path)
+                limits(info)
+                content(path, info)
+            except PMRFusionError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file
+                raise UnreadableFile(first_line(e)) from None
+            with _MEMO_LOCK:
+                _MEMO[name] = (stamp, info)
+        if self.disk.get(name) != [stamp, info]:
+            with self.lock:
+                self.new[name] = (stamp, info)
         return info
 
     def save(self) -> None:
+        """Write the entries checked now over those of the cache file (atomically)."""
         if self.cache_file is None or not self.new:
             return
+        files = {**self.disk, **{k: list(v) for k, v in self.new.items()}}
         try:
             from pmrfusion.paths import atomic_write_text
 
             self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            merged = {**self.disk, **self.new}
-            atomic_write_text(self.cache_file, json.dumps(merged, separators=(",", ":")))
+            text = json.dumps({"version": CHECK_VERSION, "files": files}, separators=(",", ":"))
+            atomic_write_text(self.cache_file, text)
         except OSError:
             pass
 

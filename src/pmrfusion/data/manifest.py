@@ -66,7 +66,7 @@ from pmrfusion.data.content import (
 )
 from pmrfusion.data.raw import TEXT_DIM, RawMultimodalData, fit_length, text_features
 from pmrfusion.data.splits import stratified_split
-from pmrfusion.errors import PMRFusionError
+from pmrfusion.errors import PMRFusionError, first_line
 from pmrfusion.tasks import CLASSIFICATION, REGRESSION, check_task
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -179,9 +179,16 @@ def _kind_of(value: str, root: Path | None = None) -> str:
     kind = EXTENSION_KIND.get(Path(value).suffix.lower())
     if kind is None:
         return "text-inline"
-    if any(c.isspace() for c in value) and (root is None or not (root / value).is_file()):
+    if any(c.isspace() for c in value) and (root is None or not _is_file(root / value)):
         return "text-inline"
     return kind
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
 
 
 def _where(i: int, col: str) -> str:
@@ -282,7 +289,7 @@ def _parse_labels(path: Path, table: list[dict[str, str]], label_col: str, regre
             raise PMRFusionError(f"manifest {path}: {where}: {label_col} '{raw[:40]}' is not {what}")
         try:
             labels[i] = float(raw) if regression else int(raw)
-        except OverflowError:
+        except (OverflowError, ValueError):  # beyond int64, or past Python's int digit limit
             raise PMRFusionError(
                 f"manifest {path}: {where}: {label_col} '{raw[:40]}' is out of range (beyond int64)"
             ) from None
@@ -430,16 +437,23 @@ def _column_cells(
         if k == "text-inline":
             files.append(None)
             continue
-        file = (root / v).resolve()
-        if not allow_outside and not file.is_relative_to(root):
+        try:
+            file = (root / v).resolve()
+            inside = file.is_relative_to(root)
+            exists, regular = file.exists(), file.is_file()
+        except (OSError, RuntimeError, ValueError) as e:  # too long, a NUL byte, a symlink loop
+            raise PMRFusionError(
+                f"manifest {path}: {_where(i, m)}: not a usable path: {first_line(e)}"
+            ) from None
+        if not allow_outside and not inside:
             raise PMRFusionError(
                 f"manifest {path}: {_where(i, m)}: {v} leads outside the manifest's folder {root} "
                 f"(to {file}): move it inside, or allow it (load_manifest(allow_outside=True), "
                 f"{ALLOW_OUTSIDE_ENV}=1)"
             )
-        if not file.exists():
+        if not exists:
             raise PMRFusionError(f"manifest {path}: {_where(i, m)}: file not found: {v}")
-        if not file.is_file():
+        if not regular:
             raise PMRFusionError(f"manifest {path}: {_where(i, m)}: {v} is not a regular file")
         files.append(file)
     return kind, files
