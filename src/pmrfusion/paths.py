@@ -6,22 +6,40 @@
 - `atomic_write` (and `atomic_write_bytes`, `atomic_write_text`): the one way results,
   checkpoints and pages are written: a temporary file in the same folder, fsynced, renamed over
   the target, then the folder fsynced; never a half-written file at the target, and the file
-  gets mode 0o666 minus the user's umask.
+  gets mode 0o666 minus the user's umask. A failed write (disk full, a folder in the way) raises
+  `WriteError`, an `OSError` and a `PMRFusionError` naming the file (one `error:` line on the CLI).
+- `run_folder`: held by a run while it writes into a folder; the first run to hold it removes the
+  temporary files a run killed in the middle of `atomic_write` left behind (`remove_stale_temps`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from pmrfusion.errors import PMRFusionError
 
 MIN_FREE_BYTES = 16 * 2**20  # refuse an output location with less free space than this
+RUN_LOCK = ".pmrfusion-run.lock"  # see `run_folder`
+# The names of our temporary files: atomic_write's `.<name>.<8 random>.tmp`, check_output_dir's test file.
+_TEMP_NAMES = (
+    re.compile(r"\..+\.[a-z0-9_]{8}\.tmp"),
+    re.compile(r"\.pmrfusion-write-test\.[a-z0-9_]{8}"),
+)
+
+
+class WriteError(OSError, PMRFusionError):
+    """A file could not be written (disk full, no permission, a folder in its place)."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -94,19 +112,23 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """`write(fh)` into a temporary file in `path`'s folder, fsync it, rename it over `path`,
     fsync the folder. On any error (or Ctrl-C) the temporary file is removed and `path` is
-    untouched."""
+    untouched; an `OSError` is raised as `WriteError` ("cannot write PATH: reason")."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
         raise
     fsync_dir(path.parent)
 
@@ -120,11 +142,62 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
+def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str] | None = None) -> list[Path]:
+    """Remove our temporary files (see `atomic_write`) from `folder`, optionally only those of the
+    target files `names`; returns what was removed. Call it only while no other process writes there
+    (`run_folder` makes sure)."""
+    folder = Path(folder)
+    wanted = None if names is None else {f".{n}." for n in names}
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if not any(p.fullmatch(entry.name) for p in _TEMP_NAMES):
+                continue
+            if wanted is not None and not any(entry.name.startswith(w) for w in wanted):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+@contextlib.contextmanager
+def run_folder(folder: str | os.PathLike, subfolders: Iterable[str] = ()) -> Iterator[list[Path]]:
+    """Hold FOLDER/.pmrfusion-run.lock (a shared fcntl lock) while a run writes into `folder`. When no
+    other run holds it, the temporary files a killed run left in `folder` and its `subfolders` are
+    removed first; yields the removed paths. Creates `folder`."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise WriteError(e.errno, f"cannot write {folder / RUN_LOCK}: {e.strerror or e}") from e
+    try:
+        removed: list[Path] = []
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other run writes here: clean up
+            removed = remove_stale_temps(folder)
+            for sub in subfolders:
+                removed += remove_stale_temps(folder / sub)
+        except BlockingIOError:
+            pass
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield removed
+    finally:
+        os.close(fd)  # releases the lock
+
+
 __all__ = [
+    "RUN_LOCK",
+    "WriteError",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_output_dir",
     "check_output_file",
     "fsync_dir",
+    "remove_stale_temps",
+    "run_folder",
 ]
