@@ -9,8 +9,12 @@ This module is the only place that knows
 
 Writes are atomic and durable (`pmrfusion.paths.atomic_write_text`: a temporary file in the same
 folder, fsynced, renamed over the target, then the folder fsynced; files get the user's umask).
-Each cell file carries a SHA-256 of its payload; a truncated or tampered cell reads as
-unfinished and is recomputed.
+Each cell file carries a SHA-256 of its payload and of the suite settings it was made with; a cell
+is accepted only when both checksums match, its fields are well formed and its dataset, method and
+seed are the ones its file name says (`check_cell`); otherwise it is recomputed.
+
+Values that are not finite (a Pearson r of constant targets) are written as JSON `null` in
+results.json and the cells (JSON has no NaN) and read back as NaN; results.csv writes `nan`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import re
 from collections import defaultdict
@@ -37,6 +42,10 @@ from pmrfusion.eval.regression_metrics import LOWER_IS_BETTER, primary_metric
 from pmrfusion.paths import atomic_write_text
 
 RECORD_KEYS = ("dataset", "method", "protocol", "condition", "present", "seed", "metric", "value")
+NAME_KEYS = ("dataset", "method", "protocol", "condition", "metric")
+NULL_NOTE = (
+    "`null` in results.json (`nan` in results.csv and here) = undefined, e.g. Pearson r of constant targets"
+)
 
 
 # ----------------------------------------------------------------------------- the record
@@ -74,6 +83,59 @@ class Record:
         d = asdict(self)
         extra = d.pop("extra")
         return {**d, **extra}
+
+
+def record_problem(r: object) -> str:
+    """Why `r` is not a well-formed record ('' when it is): the fields of `Record`, with names
+    non-empty strings, `present` a list of names, `seed` an integer >= 0, `value` a number or null."""
+    if not isinstance(r, dict):
+        return f"is {type(r).__name__}, not an object"
+    missing = [k for k in RECORD_KEYS if k not in r]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    for k in NAME_KEYS:
+        if not isinstance(r[k], str) or not r[k]:
+            return f"has {k} {r[k]!r:.60}, not a non-empty string"
+    present = r["present"]
+    if not isinstance(present, list) or not all(isinstance(p, str) and p for p in present):
+        return f"has present {present!r:.60}, not a list of modality names"
+    seed = r["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        return f"has seed {seed!r:.60}, not an integer >= 0"
+    value = r["value"]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"has value {value!r:.60}, not a number or null"
+    return ""
+
+
+def check_records(records: object, source: str | Path) -> list[dict]:
+    """`records` (parsed JSON) if it is a list of well-formed records, null values read as NaN;
+    else a `PMRFusionError` naming `source` and the first bad record."""
+    if not isinstance(records, list):
+        raise PMRFusionError(f"{source} is not a list of records (it holds {type(records).__name__})")
+    out = []
+    for i, r in enumerate(records):
+        why = record_problem(r)
+        if why:
+            raise PMRFusionError(f"{source}: record {i} {why}")
+        out.append(r if r["value"] is not None else {**r, "value": math.nan})
+    return out
+
+
+def _json_safe(obj: Any) -> Any:
+    """`obj` with every non-finite float as None (JSON has no NaN / Infinity)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, **kwargs: Any) -> str:
+    """Standard JSON of `obj`: non-finite floats as null."""
+    return json.dumps(_json_safe(obj), allow_nan=False, **kwargs)
 
 
 def parse_condition(condition: str) -> tuple[str, float | None]:
@@ -130,7 +192,8 @@ def summarise(records: Iterable[dict], metric: str = "accuracy") -> list[Summary
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         if r["metric"] == metric:
-            groups[(r["dataset"], r["method"], r["protocol"], r["condition"])].append(float(r["value"]))
+            value = math.nan if r["value"] is None else float(r["value"])
+            groups[(r["dataset"], r["method"], r["protocol"], r["condition"])].append(value)
     rows = []
     for (ds, meth, proto, cond), vals in groups.items():
         v = np.asarray(vals)
@@ -193,19 +256,27 @@ def markdown_table(rows: list[SummaryRow]) -> str:
 
 
 def write_results(out_dir: Path, records: list[dict], header: str = "") -> None:
-    """results.json (list of records), results.csv and results.md, each written atomically."""
+    """results.json (list of records), results.csv and results.md, each written atomically (a
+    failed write: `WriteError` naming the file). Non-finite values: null in JSON, `nan` in CSV."""
     out_dir = Path(out_dir)
-    atomic_write_text(out_dir / "results.json", json.dumps(records, indent=1) + "\n")
+    atomic_write_text(out_dir / "results.json", to_json(records, indent=1) + "\n")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=RECORD_KEYS, extrasaction="ignore")
     w.writeheader()
+    undefined = False
     for r in records:
-        w.writerow({**r, "present": "+".join(r["present"])})
+        value = r["value"]
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            undefined = True
+            value = math.nan if value is None else value
+        w.writerow({**r, "present": "+".join(r["present"]), "value": value})
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
     metric = primary_metric(records)
     name = "Accuracy" if metric == "accuracy" else metric
     md = (header + "\n\n" if header else "") + f"{name}: mean ± std over seeds (worst seed); "
     md += "std is the sample std (ddof = 1).\n\n"
+    if undefined:
+        md += f"Note: {NULL_NOTE}.\n\n"
     md += markdown_table(summarise(records, metric))
     atomic_write_text(out_dir / "results.md", md)
 
@@ -228,23 +299,30 @@ def read_records(directory: str | Path) -> list[dict]:
     if path.exists():
         try:
             records = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise PMRFusionError(f"cannot read {path}: {e}") from None
-        if not isinstance(records, list):
-            raise PMRFusionError(f"{path} is not a list of records")
-        return records
+        return check_records(records, path)
     path = directory / "results.csv"
     if not path.exists():
         raise PMRFusionError(
             f"{directory}/results.json (or .csv) not found: run `pmrfusion bench` or `pmrfusion suite` "
             f"with --out {directory}"
         )
+    records = []
     try:
         with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        return [Record.from_dict(r).to_dict() for r in rows]
-    except (OSError, ValueError, KeyError, PMRFusionError) as e:
+            reader = csv.DictReader(f)
+            for row in reader:
+                if None in row or None in row.values():
+                    raise ValueError(f"line {reader.line_num} does not have the {len(RECORD_KEYS)} columns")
+                r = Record.from_dict(row).to_dict()
+                why = record_problem(r)
+                if why:
+                    raise ValueError(f"line {reader.line_num}: the record {why}")
+                records.append(r)
+    except (OSError, ValueError, KeyError, TypeError, csv.Error, PMRFusionError) as e:
         raise PMRFusionError(f"cannot read {path}: {e}") from None
+    return records
 
 
 # ----------------------------------------------------------------------------- a suite's folder
@@ -266,38 +344,105 @@ def _checksum(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def store_cell(out: str | Path, filename: str, payload: dict) -> None:
-    """Write one finished cell durably, with the SHA-256 of its payload."""
-    body = {**payload, "sha256": _checksum(payload)}
-    atomic_write_text(cell_path(out, filename), json.dumps(body) + "\n")
+def settings_digest(settings: dict) -> str:
+    """The SHA-256 of a suite's settings, stored in each of its cells."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def read_cell(path: Path) -> dict | None:
-    """A cell's payload, or None when the file is missing, truncated or fails its checksum."""
+def store_cell(out: str | Path, filename: str, payload: dict, settings_sha256: str) -> None:
+    """Write one finished cell durably, with the digest of the settings it was made with and the
+    SHA-256 of the whole (non-finite values as null). A failed write raises `WriteError`."""
+    body = json.loads(to_json({**payload, "settings_sha256": settings_sha256}))
+    atomic_write_text(cell_path(out, filename), to_json({**body, "sha256": _checksum(body)}) + "\n")
+
+
+def _cell_problem(body: dict) -> str:
+    """Why a checksum-valid cell body is malformed ('' when it is not)."""
+    for k in ("dataset", "method"):
+        if not isinstance(body.get(k), str) or not body[k]:
+            return f"{k} is not a name ({body.get(k)!r:.60})"
+    seed = body.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        return f"seed is not an integer >= 0 ({seed!r:.60})"
+    status = body.get("status")
+    if status == "skipped":
+        return "" if isinstance(body.get("note", ""), str) else "its note is not text"
+    if status != "ok":
+        return f"status is {status!r:.60}, not 'ok' or 'skipped'"
+    records = body.get("records")
+    if not isinstance(records, list):
+        return "records is not a list"
+    for i, r in enumerate(records):
+        why = record_problem(r)
+        if why:
+            return f"record {i} {why}"
+        if r["method"] != body["method"] or r["seed"] != seed:
+            return f"record {i} is of {r['method']}/seed {r['seed']}"
+    return ""
+
+
+def check_cell(path: Path, settings_sha256: str | None = None) -> tuple[dict | None, str]:
+    """(the payload, '') of an acceptable cell file, else (None, why not). Acceptable: whole JSON
+    object, SHA-256 present and matching, fields well formed, dataset/method/seed those of the file
+    name, and (when `settings_sha256` is given) made with those settings. Null values read as NaN."""
+    if not path.exists():
+        return None, "missing"
+    if not path.is_file():
+        return None, "not a file"
     try:
         body = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
+        return None, f"unreadable ({e})"
+    except json.JSONDecodeError:
+        return None, "truncated or not JSON"
     if not isinstance(body, dict):
-        return None
+        return None, "not a JSON object"
     digest = body.pop("sha256", None)
-    if digest is not None and digest != _checksum(body):
-        return None
-    if not {"dataset", "method", "seed", "status"} <= set(body):
-        return None
-    return body
+    if digest is None:
+        return None, "no checksum"
+    if digest != _checksum(body):
+        return None, "checksum mismatch (truncated or edited)"
+    why = _cell_problem(body)
+    if why:
+        return None, why
+    name = cell_filename(body["dataset"], body["method"], body["seed"])
+    if name != path.name:
+        return None, f"holds {body['dataset']}/{body['method']}/seed {body['seed']} (file {name})"
+    if settings_sha256 is not None and body.get("settings_sha256") != settings_sha256:
+        known = "other" if body.get("settings_sha256") else "unrecorded"
+        return None, f"made with {known} settings"
+    if body["status"] == "ok":
+        body["records"] = [r if r["value"] is not None else {**r, "value": math.nan} for r in body["records"]]
+    return body, ""
 
 
-def cell_done(out: str | Path, filename: str) -> bool:
-    return read_cell(cell_path(out, filename)) is not None
+def read_cell(path: Path, settings_sha256: str | None = None) -> dict | None:
+    """A cell's payload, or None when `check_cell` does not accept it."""
+    return check_cell(path, settings_sha256)[0]
 
 
-def read_cells(out: str | Path) -> list[dict]:
-    """Every finished (readable, checksum-valid) cell's payload, ordered by (dataset, method, seed)."""
+def cell_done(out: str | Path, filename: str, settings_sha256: str | None = None) -> bool:
+    return read_cell(cell_path(out, filename), settings_sha256) is not None
+
+
+def scan_cells(out: str | Path, settings_sha256: str | None = None) -> tuple[list[dict], list[str]]:
+    """(every acceptable cell's payload ordered by (dataset, method, seed), 'cells/NAME: why' for
+    every other .json file of OUT/cells)."""
     folder = Path(out) / CELLS
-    payloads = [c for p in (sorted(folder.glob("*.json")) if folder.is_dir() else []) if (c := read_cell(p))]
-    payloads.sort(key=lambda c: (c["dataset"], c["method"], int(c["seed"])))
-    return payloads
+    payloads, ignored = [], []
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        cell, why = check_cell(p, settings_sha256)
+        if cell is None:
+            ignored.append(f"{CELLS}/{p.name}: {why}")
+        else:
+            payloads.append(cell)
+    payloads.sort(key=lambda c: (c["dataset"], c["method"], c["seed"]))
+    return payloads, ignored
+
+
+def read_cells(out: str | Path, settings_sha256: str | None = None) -> list[dict]:
+    """Every acceptable cell's payload (`check_cell`), ordered by (dataset, method, seed)."""
+    return scan_cells(out, settings_sha256)[0]
 
 
 def skipped_notes(out: str | Path) -> list[str]:
@@ -309,14 +454,28 @@ def skipped_notes(out: str | Path) -> list[str]:
     ]
 
 
-def read_suite_settings(out: str | Path) -> dict | None:
-    path = Path(out) / SUITE_FILE
-    if not path.exists():
-        return None
+def _suite_file(path: Path) -> tuple[dict, str]:
+    """(suite.json's content, '') or ({}, why it is not a suite file)."""
     try:
-        return json.loads(path.read_text()).get("settings")
-    except (OSError, json.JSONDecodeError, AttributeError):
+        old = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        return {}, f"unreadable ({e})"
+    if not isinstance(old, dict):
+        return {}, f"a JSON {type(old).__name__}, not an object"
+    if not isinstance(old.get("settings"), dict):
+        return {}, "its settings are not an object"
+    cells = old.get("cells", [])
+    if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
+        return {}, "its cells are not a list of file names"
+    return old, ""
+
+
+def read_suite_settings(out: str | Path) -> dict | None:
+    """The settings of OUT/suite.json, or None when there is none or it is damaged."""
+    path = Path(out) / SUITE_FILE
+    if not path.is_file():
         return None
+    return _suite_file(path)[0].get("settings")
 
 
 @contextlib.contextmanager
@@ -337,18 +496,20 @@ def claim_suite(out: str | Path, settings: dict, cell_names: Sequence[str]) -> N
     """Check OUT/suite.json against `settings` and record the cells, under the suite lock.
 
     A folder holding a run with other settings is refused, so two runs with different settings
-    cannot both write into one folder.
+    cannot both write into one folder; so is a damaged suite.json (one line naming it).
     """
     out = Path(out)
     path = out / SUITE_FILE
     with suite_lock(out):
         if path.exists():
-            try:
-                old = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise PMRFusionError(f"{path} is unreadable ({e}); use a new --out folder") from None
-            if old.get("settings") != settings:
-                diff = sorted(k for k in settings if old.get("settings", {}).get(k) != settings[k])
+            old, why = _suite_file(path)
+            if why:
+                raise PMRFusionError(
+                    f"{path} is damaged: {why}; use a new --out folder, or delete {path} to take the "
+                    "folder over (every cell file is then checked against the new settings)"
+                )
+            if old["settings"] != settings:
+                diff = sorted(k for k in settings if old["settings"].get(k) != settings[k])
                 raise PMRFusionError(
                     f"{out} holds a suite run with other settings ({', '.join(diff)}); "
                     "use a new --out folder or the same options"

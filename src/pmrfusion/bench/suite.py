@@ -4,9 +4,12 @@ Layout of the output folder DIR:
 - DIR/suite.json: the settings that every cell must share (protocols, training config, method
   options, validation fraction). A later run with different settings is refused.
 - DIR/cells/<dataset>__<method>__seed<k>.json: one file per finished cell, written
-  atomically with a checksum; status "ok" with its records, or "skipped" with a note (e.g. a
-  method that cannot run on that dataset). A cell whose file is valid is never recomputed;
-  a truncated or bad-checksum file is recomputed; delete the file to recompute it.
+  atomically with a checksum and the digest of the settings; status "ok" with its records, or
+  "skipped" with a note (e.g. a method that cannot run on that dataset). A cell whose file is
+  valid is never recomputed; one that is truncated, fails or lacks its checksum, names another
+  cell or was made with other settings is recomputed, and the run says so
+  (`records.check_cell`); delete the file to recompute it. A folder where a cell file should be,
+  or a file where cells/ should be, is refused before any work.
 The file layout and its durability live in `bench.records`; the settings check and claim of
 suite.json happen under an fcntl lock on DIR/.suite.lock.
 - DIR/results.json (.csv, .md): every finished cell's records merged in a fixed order
@@ -14,18 +17,25 @@ suite.json happen under an fcntl lock on DIR/.suite.lock.
 
 Cells run in the calling process (`jobs=1`) or in `jobs` worker processes (spawned, one
 torch thread each). Every cell runs with one torch thread in either case, so its records do
-not depend on `jobs`.
+not depend on `jobs`. Workers die with the parent (Linux: PR_SET_PDEATHSIG; everywhere: a thread
+polling the parent's pid), and SIGTERM to the parent stops them (`Terminated`), so a killed
+suite never leaves workers holding its output pipe.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import dataclasses
 import multiprocessing
+import os
 import signal
+import sys
+import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +51,7 @@ from pmrfusion.data.tensors import prepare
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import available_protocols, check_protocol
 from pmrfusion.methods import available_methods, method_config
+from pmrfusion.paths import run_folder
 from pmrfusion.train.trainer import TrainConfig, seed_range
 
 SUITE_FORMAT = "pmrfusion-suite-1"
@@ -48,7 +59,12 @@ SUITE_FORMAT = "pmrfusion-suite-1"
 SUITES: dict[str, dict[str, Any]] = {
     "paper": {"datasets": ("handwritten", "cub", "pie", "wikipedia"), "seeds": 5},
 }
+MAX_SEEDS = 10_000  # one suite's seeds (each seed is a cell per dataset x method)
+PARENT_POLL_S = 1.0  # how often a worker checks that its parent is alive
 
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached a running suite: the workers were stopped, the finished cells are kept."""
 
 
 def default_protocols() -> list[str]:
@@ -97,13 +113,29 @@ class SuiteSpec:
             "val_fraction": self.val_fraction,
         }
 
+    def check(self) -> None:
+        """Non-empty, no name twice, known methods and protocols (before anything is written)."""
+        for what, values in (("datasets", self.datasets), ("methods", self.methods),
+                             ("seeds", self.seeds), ("protocols", self.protocols)):  # fmt: skip
+            twice = sorted(str(v) for v, n in Counter(values).items() if n > 1)
+            if twice:
+                raise PMRFusionError(f"--{what} lists {', '.join(twice)} more than once")
+        if not self.datasets or not self.methods or not self.seeds:
+            raise PMRFusionError("the suite is empty: give at least one dataset, method and seed")
+        for m in self.methods:
+            method_config(m)
+        for p in self.protocols:
+            check_protocol(p)
+
 
 @dataclass
 class SuiteResult:
     records: list[dict]
     ran: int  # cells computed in this call
     reused: int  # cells found finished from an earlier call
-    notes: list[str]
+    notes: list[str]  # skipped cells (also in results.md)
+    recomputed: list[str] = field(default_factory=list)  # 'cells/NAME: why' of cell files not accepted
+    ignored: list[str] = field(default_factory=list)  # other cell files left out of the results
 
 
 CellCallback = Callable[[Cell, dict, int, int], None]  # (cell, payload, done, total)
@@ -121,15 +153,19 @@ def suite_spec(
         raise PMRFusionError(f"unknown suite '{suite}': use one of {', '.join(SUITES)}")
     base = SUITES[suite]
     n_seeds = base["seeds"] if seeds is None else seeds
-    if n_seeds < 1:
+    if isinstance(n_seeds, int) and n_seeds > MAX_SEEDS:
+        raise PMRFusionError(f"--seeds {n_seeds}: a suite takes at most {MAX_SEEDS} seeds")
+    if isinstance(n_seeds, int) and n_seeds < 1:
         raise PMRFusionError("a suite needs at least 1 seed")
     seed_list = seed_range(n_seeds)
-    return SuiteSpec(
+    spec = SuiteSpec(
         datasets=list(datasets or base["datasets"]),
         methods=list(methods or sorted(available_methods())),
         seeds=seed_list,
         **kwargs,
     )
+    spec.check()
+    return spec
 
 
 def available(datasets: Sequence[str], data_root: str | None) -> tuple[list[str], list[str]]:
@@ -197,8 +233,50 @@ def _last_frame(e: BaseException) -> str:
     return f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else "?"
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     torch.set_num_threads(1)
+    die_with_parent(parent)
+
+
+PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15  # linux/prctl.h
+WORKER_NAME = b"pmrfusion-cell"  # a worker's name in ps / /proc/PID/comm once it is set up (Linux)
+
+
+def die_with_parent(parent: int, poll_s: float = PARENT_POLL_S) -> None:
+    """End this process as soon as process `parent` (its parent) is gone: the kernel sends SIGKILL
+    (Linux, PR_SET_PDEATHSIG), and a daemon thread polls os.getppid() (everywhere). On Linux the
+    process is then named WORKER_NAME."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            libc.prctl(PR_SET_NAME, ctypes.c_char_p(WORKER_NAME), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="pmrfusion-parent-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises `Terminated` in the main thread during the block (so workers are stopped)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @contextlib.contextmanager
@@ -224,16 +302,17 @@ def cell_path(out: Path, cell: Cell) -> Path:
     return store.cell_path(out, cell.filename)
 
 
-def read_cells(out: Path) -> list[dict]:
-    """Every finished cell's payload, ordered by (dataset, method, seed)."""
-    return store.read_cells(out)
+def read_cells(out: Path, settings_sha256: str | None = None) -> list[dict]:
+    """Every finished cell's payload (of those settings, when given), ordered by (dataset, method, seed)."""
+    return store.read_cells(out, settings_sha256)
 
 
-def merge(out: Path, header: str = "") -> tuple[list[dict], list[str]]:
-    """Write DIR/results.json (.csv, .md) from the finished cells; returns (records, notes)."""
+def merge(out: Path, header: str = "", settings_sha256: str | None = None) -> tuple[list[dict], list[str]]:
+    """Write DIR/results.json (.csv, .md) from the finished cells (of those settings, when given);
+    returns (records, notes on skipped cells)."""
     records: list[dict] = []
     notes: list[str] = []
-    for c in read_cells(out):
+    for c in read_cells(out, settings_sha256):
         if c["status"] == "ok":
             records.extend(c["records"])
         else:
@@ -245,8 +324,40 @@ def merge(out: Path, header: str = "") -> tuple[list[dict], list[str]]:
     return records, notes
 
 
-def _store(out: Path, cell: Cell, payload: dict) -> None:
-    store.store_cell(out, cell.filename, payload)
+def check_folder(out: Path, cells: Sequence[Cell]) -> None:
+    """Refuse, before any work, an OUT whose layout a run could not write: a file at OUT/cells,
+    a folder (or other non-file) where a cell file, suite.json or a results file goes."""
+    folder = out / store.CELLS
+    if folder.exists() and not folder.is_dir():
+        raise PMRFusionError(f"{folder} is a file, not the suite's cells folder; move it or use a new --out")
+    paths = [out / store.SUITE_FILE, *(out / f"results.{x}" for x in ("json", "csv", "md"))]
+    for path in [*paths, *(cell_path(out, c) for c in cells)]:
+        if path.exists() and not path.is_file():
+            raise PMRFusionError(f"{path} is a folder (not a file) where the suite writes a file; remove it")
+
+
+def _store(out: Path, cell: Cell, payload: dict, digest: str, done: int) -> None:
+    try:
+        store.store_cell(out, cell.filename, payload, digest)
+    except PMRFusionError as e:  # disk full, ...: the cells stored so far are whole
+        raise PMRFusionError(
+            f"{e}; {done} finished cells are kept in {out}/{store.CELLS}/ (rerun the same command to resume)"
+        ) from None
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop every worker of `pool` now (a cell in flight is lost; the stored ones are whole)."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    deadline = time.monotonic() + 5.0
+    for proc in workers:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
 
 
 def run_suite(
@@ -255,63 +366,80 @@ def run_suite(
     jobs: int = 1,
     on_cell: CellCallback | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> SuiteResult:
     """Run every unfinished cell of `spec` into `out`, then merge all finished cells.
 
-    `on_start(done, total)` is called once with the number of cells already finished;
-    `on_cell(cell, payload, done, total)` after each cell is stored. An exception from a
-    callback (or an interrupt) stops the run; the cells stored so far are kept.
+    `on_note(text)` is called for each cell file that is not accepted and is recomputed (and for
+    each stale temporary file removed); `on_start(done, total)` once with the number of cells
+    already finished; `on_cell(cell, payload, done, total)` after each cell is stored. An exception
+    from a callback, an interrupt or SIGTERM (`Terminated`) stops the run and its workers; the cells
+    stored so far are kept.
     """
     out = Path(out)
     if jobs < 1:
         raise PMRFusionError("--jobs must be >= 1")
-    for m in spec.methods:
-        method_config(m)
-    for p in spec.protocols:
-        check_protocol(p)
-    if not spec.datasets or not spec.methods or not spec.seeds:
-        raise PMRFusionError("the suite is empty: give at least one dataset, method and seed")
-    store.claim_suite(out, spec.settings(), [c.filename for c in spec.cells()])
+    spec.check()
     cells = spec.cells()
-    todo = [c for c in cells if not store.cell_done(out, c.filename)]  # bad or truncated: recomputed
-    total = len(cells)
-    done = total - len(todo)
-    reused = done
-    if on_start is not None:
-        on_start(done, total)
-    if jobs == 1 or len(todo) <= 1:
-        for cell in todo:
-            payload = run_cell(cell, spec)
-            _store(out, cell, payload)
-            done += 1
-            if on_cell is not None:
-                on_cell(cell, payload, done, total)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
+    check_folder(out, cells)
+    settings = spec.settings()
+    digest = store.settings_digest(settings)
+    note = on_note or (lambda text: None)
+    with run_folder(out, [store.CELLS]) as removed:
+        for path in removed:
+            note(f"removed {path.relative_to(out)}, a temporary file of a run that was killed")
+        store.claim_suite(out, settings, [c.filename for c in cells])
+        todo, recomputed = [], []
+        for c in cells:
+            payload, why = store.check_cell(cell_path(out, c), digest)
+            if payload is None:
+                todo.append(c)
+                if why != "missing":
+                    recomputed.append(f"{store.CELLS}/{c.filename}: {why}")
+                    note(f"{store.CELLS}/{c.filename} is recomputed: {why}")
+        total = len(cells)
+        done = total - len(todo)
+        reused = done
+        if on_start is not None:
+            on_start(done, total)
+        with _sigterm_raises():
+            if jobs == 1 or len(todo) <= 1:
+                for cell in todo:
+                    payload = run_cell(cell, spec)
+                    _store(out, cell, payload, digest, done)
+                    done += 1
+                    if on_cell is not None:
+                        on_cell(cell, payload, done, total)
+            else:
+                ctx = multiprocessing.get_context("spawn")
+                pool = cf.ProcessPoolExecutor(
+                    max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+                )
+                try:
+                    with _workers_ignore_ctrl_c():  # the pool spawns its workers on submit
+                        futures = {pool.submit(run_cell, cell, spec): cell for cell in todo}
+                    for fut in cf.as_completed(futures):
+                        cell = futures[fut]
+                        payload = fut.result()
+                        _store(out, cell, payload, digest, done)
+                        done += 1
+                        if on_cell is not None:
+                            on_cell(cell, payload, done, total)
+                except BaseException:
+                    _stop(pool)
+                    raise
+                pool.shutdown(wait=True)
+        header = (
+            f"# suite: {', '.join(spec.datasets)}; methods {', '.join(spec.methods)}; "
+            f"{len(spec.seeds)} seeds; protocols {', '.join(spec.protocols)}"
+        )
+        ignored = [n for n in store.scan_cells(out, digest)[1] if n not in recomputed]
         try:
-            with _workers_ignore_ctrl_c():  # the pool spawns its workers on submit
-                futures = {pool.submit(run_cell, cell, spec): cell for cell in todo}
-            for fut in cf.as_completed(futures):
-                cell = futures[fut]
-                payload = fut.result()
-                _store(out, cell, payload)
-                done += 1
-                if on_cell is not None:
-                    on_cell(cell, payload, done, total)
-        except BaseException:
-            workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in workers:
-                proc.terminate()  # a cell in flight is lost; the stored ones are whole
-            raise
-        pool.shutdown(wait=True)
-    header = (
-        f"# suite: {', '.join(spec.datasets)}; methods {', '.join(spec.methods)}; "
-        f"{len(spec.seeds)} seeds; protocols {', '.join(spec.protocols)}"
-    )
-    records, notes = merge(out, header)
-    return SuiteResult(records, len(todo), reused, notes)
+            records, notes = merge(out, header, digest)
+        except PMRFusionError as e:
+            kept = f"every finished cell is kept in {out}/{store.CELLS}/ (rerun to merge)"
+            raise PMRFusionError(f"{e}; {kept}") from None
+    return SuiteResult(records, len(todo), reused, notes, recomputed, ignored)
 
 
 __all__ = [
@@ -319,8 +447,11 @@ __all__ = [
     "Cell",
     "SuiteResult",
     "SuiteSpec",
+    "Terminated",
     "available",
     "cell_path",
+    "check_folder",
+    "die_with_parent",
     "merge",
     "read_cells",
     "run_cell",

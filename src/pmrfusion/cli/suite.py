@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +26,9 @@ from pmrfusion.methods import method_config
 from pmrfusion.methods.base import parse_overrides
 from pmrfusion.paths import check_output_dir
 from pmrfusion.train.trainer import TrainConfig
+
+if TYPE_CHECKING:
+    from pmrfusion.bench.suite import Cell, SuiteResult, SuiteSpec
 
 
 @app.command()
@@ -70,7 +75,7 @@ def run_suite_command(
     set_: list[str] | None,
     tc: TrainConfig,
 ) -> None:
-    from pmrfusion.bench.suite import available, default_protocols, run_suite, suite_spec
+    from pmrfusion.bench.suite import Terminated, available, default_protocols, suite_spec
 
     check_output_dir(out, "--out")
     on_interrupt(
@@ -103,43 +108,60 @@ def run_suite_command(
         f"{jobs} job(s); output {out}"
     )
     start = time.perf_counter()
-    if quiet:
-        result = run_suite(spec, out, jobs)
-    else:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
+
+    def on_note(text: str) -> None:
+        console.print(f"[yellow]note: {text}[/yellow]")
+
+    try:
+        result = _run(spec, out, jobs, quiet, on_note)
+    except Terminated:
+        print(
+            f"terminated: every finished cell is kept in {out}/cells/ (rerun the same command to resume); "
+            "the workers were stopped",
+            file=sys.stderr,
         )
-
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=console) as progress:
-            bar = progress.add_task("cells", total=len(spec.cells()))
-
-            def on_start(done: int, total: int) -> None:
-                progress.update(bar, completed=done, description=f"cells ({done} done before)")
-
-            def on_cell(cell, payload: dict, done: int, total: int) -> None:
-                status = "" if payload["status"] == "ok" else " [yellow]skipped[/yellow]"
-                progress.update(
-                    bar, completed=done, description=f"{cell} ({payload['seconds']:.1f}s){status}"
-                )
-
-            result = run_suite(spec, out, jobs, on_cell, on_start)
-    for note in result.notes:
+        raise typer.Exit(143) from None
+    for note in [*result.notes, *(f"left out of the results: {n}" for n in result.ignored)]:
         console.print(f"[yellow]note: {note}[/yellow]")
     elapsed = time.perf_counter() - start
+    redone = f" ({len(result.recomputed)} replacing cell files not accepted)" if result.recomputed else ""
     console.print(
-        f"{result.ran} cells run, {result.reused} reused; {len(result.records)} records in "
+        f"{result.ran} cells run{redone}, {result.reused} reused; {len(result.records)} records in "
         f"{out}/results.json (.csv, .md) in {elapsed:.0f}s; `pmrfusion report {out}` for the report"
     )
+
+
+def _run(spec: SuiteSpec, out: Path, jobs: int, quiet: bool, on_note: Callable[[str], None]) -> SuiteResult:
+    """`run_suite` with a progress bar unless `quiet`."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from pmrfusion.bench.suite import run_suite
+
+    if quiet:
+        return run_suite(spec, out, jobs, on_note=on_note)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("cells", total=len(spec.cells()))
+
+        def on_start(done: int, total: int) -> None:
+            progress.update(bar, completed=done, description=f"cells ({done} done before)")
+
+        def on_cell(cell: Cell, payload: dict, done: int, total: int) -> None:
+            status = "" if payload["status"] == "ok" else " [yellow]skipped[/yellow]"
+            progress.update(bar, completed=done, description=f"{cell} ({payload['seconds']:.1f}s){status}")
+
+        return run_suite(spec, out, jobs, on_cell, on_start, on_note)
