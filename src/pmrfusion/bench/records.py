@@ -44,7 +44,8 @@ from pmrfusion.paths import atomic_write_text
 RECORD_KEYS = ("dataset", "method", "protocol", "condition", "present", "seed", "metric", "value")
 NAME_KEYS = ("dataset", "method", "protocol", "condition", "metric")
 NULL_NOTE = (
-    "`null` in results.json (`nan` in results.csv and here) = undefined, e.g. Pearson r of constant targets"
+    "some values are undefined (e.g. a Pearson r of constant targets): `null` in results.json, `nan` in "
+    "results.csv"
 )
 
 

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
 
-from pmrfusion.bench.records import sample_std
+from pmrfusion.bench.records import safe_component, sample_std
 from pmrfusion.bench.report.results import NOISE_PROTOCOLS, Results, noise_level, robustness_protocols
+from pmrfusion.paths import atomic_write_bytes
+
+MAX_NAME = 80  # characters of a name kept in a figure's file name
+
+
+def figure_name(kind: str, name: str) -> str:
+    """'fig_<kind>_<name>.png' for a name from the records (never a path): a name that is not
+    already safe, or is longer than MAX_NAME, is shortened and gets a hash of itself (no clash)."""
+    safe = safe_component(name)
+    if safe != name or len(safe) > MAX_NAME:
+        safe = f"{safe[:MAX_NAME]}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+    return f"fig_{kind}_{safe}.png"
+
+
+def save_figure(fig: object, path: Path) -> None:
+    """`fig` as PNG at `path`, written atomically (never a half-written figure)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def noise_figure(
@@ -49,7 +70,7 @@ def noise_figure(
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return protos
 
@@ -82,6 +103,6 @@ def robustness_figure(table: dict[str, dict[str, float]], path: Path) -> None:
     ax.legend(fontsize=8, ncol=len(protos))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 

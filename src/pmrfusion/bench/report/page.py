@@ -4,10 +4,11 @@ sections and the regression sections, written with the figures into DIR."""
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
-from pmrfusion.bench.records import read_suite_settings, safe_component, skipped_notes
-from pmrfusion.bench.report.figures import noise_figure, robustness_figure
+from pmrfusion.bench.records import NULL_NOTE, read_suite_settings, skipped_notes
+from pmrfusion.bench.report.figures import figure_name, noise_figure, robustness_figure
 from pmrfusion.bench.report.published import published_section
 from pmrfusion.bench.report.regression import regression_datasets, regression_lines
 from pmrfusion.bench.report.results import NOISE_PROTOCOLS, Results, fmt_values, load_records, noise_level
@@ -57,10 +58,11 @@ def write_report(directory: str | Path) -> Path:
         "",
     ]
     if settings:
-        tc = settings.get("train", {})
+        tc = settings.get("train") if isinstance(settings.get("train"), dict) else {}
+        protocols = settings.get("protocols") if isinstance(settings.get("protocols"), list) else []
         lines += [
             "Settings: protocols "
-            + ", ".join(settings.get("protocols", []))
+            + ", ".join(map(str, protocols))
             + f"; training: {tc.get('epochs')} epochs max (early stopping on {stopping}, "
             f"patience {tc.get('patience')}), batch {tc.get('batch_size')}, AdamW lr {tc.get('lr')}, "
             f"weight decay {tc.get('weight_decay')}, label noise {tc.get('label_noise')}, "
@@ -69,6 +71,8 @@ def write_report(directory: str | Path) -> Path:
             f"{settings.get('val_fraction')}.",
             "",
         ]
+    if any(math.isnan(float(r["value"])) for r in records):
+        lines += [f"Note: {NULL_NOTE}; the tables show them as nan.", ""]
     if notes:
         lines += ["Skipped cells:", "", *[f"- {n}" for n in notes], ""]
     if res.datasets:
@@ -96,7 +100,7 @@ def classification_lines(res: Results, directory: Path) -> list[str]:
         "",
     ]
     for ds in res.datasets:
-        fig = f"fig_noise_{safe_component(ds)}.png"  # ds comes from the records: never a path
+        fig = figure_name("noise", ds)
         if noise_figure(res, ds, directory / fig):
             lines += [f"![{ds}]({fig})", ""]
             for proto in NOISE_PROTOCOLS:
@@ -136,6 +140,14 @@ def classification_lines(res: Results, directory: Path) -> list[str]:
 
     rob = robustness(res)
     table, avg = robustness_table(rob, res.methods)
+    if not any(avg.values()):  # only the clean test set (bench --protocols clean): no ratio to draw
+        return lines + [
+            "## Robustness summary",
+            "",
+            "No corruption protocol in the records (only the clean test set): nothing to compare with "
+            "clean accuracy.",
+            "",
+        ]
     lines += [
         "## Robustness summary",
         "",
@@ -145,9 +157,8 @@ def classification_lines(res: Results, directory: Path) -> list[str]:
         "",
         table,
     ]
-    if avg:
-        robustness_figure(avg, directory / "fig_robustness.png")
-        lines += ["![robustness](fig_robustness.png)", ""]
+    robustness_figure(avg, directory / "fig_robustness.png")
+    lines += ["![robustness](fig_robustness.png)", ""]
     for ds in res.datasets:
         t, _ = robustness_table({ds: rob[ds]}, res.methods_of(ds))
         lines += [f"{ds}:", "", t]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pmrfusion.bench.records import format_mean_std_worst, safe_component
-from pmrfusion.bench.report.figures import noise_figure
+from pmrfusion.bench.records import format_mean_std_worst
+from pmrfusion.bench.report.figures import figure_name, noise_figure
 from pmrfusion.bench.report.results import NOISE_PROTOCOLS, Results, noise_level
 from pmrfusion.bench.report.tables import md_table
 from pmrfusion.eval.regression_metrics import LOWER_IS_BETTER
@@ -128,7 +128,7 @@ def regression_lines(records: list[dict], datasets: list[str], directory: Path) 
         for ds in datasets:
             for proto in reg.protocols(ds):
                 lines += [f"### {ds}, {proto}", "", regression_condition_table(reg, ds, proto)]
-            fig = f"fig_noise_{safe_component(ds)}.png"
+            fig = figure_name("noise", ds)
             if noise_figure(reg.mae, ds, directory / fig, scale=1.0, ylabel="test MAE (lower is better)"):
                 lines += [f"![{ds}]({fig})", ""]
         lines += [
