@@ -19,6 +19,7 @@ import dataclasses
 import io
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.metrics import sample_std
 from pmrfusion.methods.base import FusionModel, build_method, method_config
-from pmrfusion.paths import atomic_write_text
+from pmrfusion.paths import atomic_write_text, run_folder
 from pmrfusion.train.trainer import TrainConfig, seed_everything, seed_range, train
 
 # RCML Tables 2 and 3 (accuracy %, mean, std), see shared/data/REFERENCE_RESULTS.md.
@@ -54,6 +55,14 @@ PUBLISHED = {
 
 # Official optimiser settings (TMC lr 3e-4, RCML lr 3e-3; both Adam, wd 1e-5, batch 200, 500 epochs).
 OFFICIAL_LR = {"tmc": 3e-4, "ecml": 3e-3}
+MAX_RUNS = 10_000  # runs of one benchmark (run k is seed k)
+TEST_SETS = ("normal", "conflictive")
+
+
+def _once(values: Sequence[str], what: str) -> None:
+    twice = sorted(v for v, n in Counter(values).items() if n > 1)
+    if twice:
+        raise PMRFusionError(f"--{what} lists {', '.join(twice)} more than once")
 
 
 @dataclass
@@ -71,6 +80,9 @@ class RCMLSpec:
         """Every setting checked before any data is loaded or trained on."""
         if isinstance(self.methods, str) or not self.methods:
             raise PMRFusionError("RCMLSpec.methods must be a non-empty sequence of method names")
+        _once(self.methods, "methods")
+        if isinstance(self.runs, int) and self.runs > MAX_RUNS:
+            raise PMRFusionError(f"--runs {self.runs}: at most {MAX_RUNS} runs")
         seed_range(self.runs, what="runs")  # run k is seed k
         for where in (self.method_lr, self.method_overrides):
             stray = sorted(set(where) - set(self.methods))
@@ -181,39 +193,69 @@ def rcml_benchmark(
     out_dir: str,
     data_root: str | None = None,
     resume: bool = False,
+    on_note: Callable[[str], None] | None = None,
 ) -> Path:
-    """Run `run_rcml` on every dataset; append records to ``records.csv`` as they come, then write
-    ``summary.csv`` (`summarize_rcml`). Returns the summary path.
+    """Run `run_rcml` on every dataset; append records to ``records.csv`` as each run finishes, then
+    write ``summary.csv`` (`summarize_rcml`) of the selected datasets, methods and runs. Returns the
+    summary path.
 
-    With `resume`, the (dataset, method, run) cells already in ``records.csv`` (both test sets) are
-    kept and not rerun; ``settings.json`` must then match `spec` (epochs, batch, weight decay, lr).
+    An OUT whose records.csv holds records is refused unless `resume`: then the (dataset, method,
+    run) cells already there (both test sets) are kept and not rerun, a row cut off by a stop is
+    dropped (its run is rerun), and ``settings.json`` must match `spec` (epochs, batch, weight decay,
+    lr). `on_note` hears what was dropped or kept outside the selection.
     """
     from pmrfusion.data.loaders import load_feature_dataset
 
+    note = on_note or (lambda text: None)
+    if isinstance(datasets, str) or not datasets:
+        raise PMRFusionError("--datasets: give at least one dataset")
+    _once(datasets, "datasets")
     for m in spec.methods:
         method_config(m, **spec.method_overrides.get(m, {}))  # fail before anything is written
-    loaded = {name: load_feature_dataset(name, "rcml", data_root) for name in datasets}
     out = Path(out_dir)
-    rec_path, settings_path = out / "records.csv", out / "settings.json"
-    kept, old_settings = _resumable_records(rec_path, settings_path, spec) if resume else ([], {})
-    out.mkdir(parents=True, exist_ok=True)
+    rec_path, settings_path, summary_path = out / "records.csv", out / "settings.json", out / "summary.csv"
+    for path in (rec_path, settings_path, summary_path):
+        if path.exists() and not path.is_file():
+            raise PMRFusionError(f"{path} is a folder (not a file) where rcml writes a file; remove it")
+    if resume:
+        kept, old_settings = _resumable_records(rec_path, settings_path, spec, note)
+    else:
+        _refuse_records(rec_path)
+        kept, old_settings = [], {}
+    loaded = {name: load_feature_dataset(name, "rcml", data_root) for name in datasets}
     settings = {**old_settings, **_settings(spec)}  # the kept records' methods keep their entries
-    atomic_write_text(settings_path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
     records: list[dict] = list(kept)
     done = {(r["dataset"], r["method"], r["run"]) for r in kept}
-    _write_csv(rec_path, kept, RECORD_FIELDS)
-    with rec_path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=RECORD_FIELDS)
+    with run_folder(out) as removed:
+        for path in removed:
+            note(f"removed {path.name}, a temporary file of a run that was killed")
+        atomic_write_text(settings_path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+        _write_csv(rec_path, kept, RECORD_FIELDS)
+        try:
+            with rec_path.open("a", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=RECORD_FIELDS)
 
-        def on_cell(method: str, run: int, rec: dict) -> None:
-            writer.writerow(rec)
-            fh.flush()
+                def on_cell(method: str, run: int, rec: dict) -> None:
+                    writer.writerow(rec)
+                    fh.flush()
 
-        for name, data in loaded.items():
-            data = dataclasses.replace(data, name=name)
-            skip = frozenset((m, r) for (d, m, r) in done if d == name)
-            records.extend(run_rcml(data, spec, on_cell, skip))
-    return write_summary(records, out / "summary.csv")
+                for name, data in loaded.items():
+                    data = dataclasses.replace(data, name=name)
+                    skip = frozenset((m, r) for (d, m, r) in done if d == name)
+                    records.extend(run_rcml(data, spec, on_cell, skip))
+        except OSError as e:
+            raise PMRFusionError(
+                f"cannot write {rec_path}: {e.strerror or e}; the finished runs in it are kept "
+                "(--resume runs the rest)"
+            ) from None
+        def chosen(r: dict) -> bool:
+            return r["dataset"] in loaded and r["method"] in spec.methods and r["run"] < spec.runs
+
+        selected = [r for r in records if chosen(r)]
+        outside = len({(r["dataset"], r["method"], r["run"]) for r in records if not chosen(r)})
+        if outside:
+            note(f"{rec_path} keeps {outside} finished runs outside this selection (not in the summary)")
+        return write_summary(selected, summary_path)
 
 
 def _settings(spec: RCMLSpec) -> dict:
@@ -230,47 +272,125 @@ def _settings(spec: RCMLSpec) -> dict:
     }
 
 
-def _resumable_records(rec_path: Path, settings_path: Path, spec: RCMLSpec) -> tuple[list[dict], dict]:
+def _refuse_records(rec_path: Path) -> None:
+    """Without --resume, an OUT that holds records is not overwritten."""
+    if not rec_path.is_file():
+        return
+    try:
+        with rec_path.open("rb") as fh:
+            rows = sum(1 for line in fh if line.strip())
+    except OSError as e:
+        raise PMRFusionError(f"cannot read {rec_path}: {e.strerror or e}") from None
+    if rows > 1:  # more than the header
+        raise PMRFusionError(
+            f"{rec_path} holds {rows - 1} rcml records: --resume keeps them and runs the rest, "
+            "or use another --out"
+        )
+
+
+def _read_settings(settings_path: Path) -> dict:
+    """OUT/settings.json: method -> its settings (an object per method)."""
+    try:
+        old = json.loads(settings_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        why = f"{settings_path} is unreadable ({e})"
+        raise PMRFusionError(f"cannot resume: {why}; use another --out") from None
+    if not isinstance(old, dict) or not all(isinstance(v, dict) for v in old.values()):
+        raise PMRFusionError(
+            f"cannot resume: {settings_path} is not an object of per-method settings; use another --out"
+        )
+    return old
+
+
+def _resumable_records(
+    rec_path: Path, settings_path: Path, spec: RCMLSpec, note: Callable[[str], None]
+) -> tuple[list[dict], dict]:
     """(the complete cells of an earlier run with the same settings (both test sets of a run), its
     settings)."""
     if not rec_path.is_file():
         return [], {}
     if not settings_path.is_file():
         raise PMRFusionError(f"cannot resume: {settings_path} is missing (records of unknown settings)")
-    old = json.loads(settings_path.read_text())
+    old = _read_settings(settings_path)
     for m, now in _settings(spec).items():
         if m in old and old[m] != now:
             raise PMRFusionError(f"cannot resume: {m} was run with {old[m]}, now {now}; use another --out")
-    records = read_records(rec_path)
+    records, cut = _parse_records(rec_path, partial_tail=True)
+    if cut:
+        note(f"{rec_path}: dropped line {cut}, cut off when the run stopped; that run is rerun")
+    unknown = sorted({r["method"] for r in records} - set(old))
+    if unknown:
+        raise PMRFusionError(
+            f"cannot resume: {rec_path} holds runs of {', '.join(unknown)}, which {settings_path} has no "
+            "settings for; use another --out"
+        )
     sets: dict[tuple, set[str]] = {}
     for r in records:
         sets.setdefault((r["dataset"], r["method"], r["run"]), set()).add(r["test_set"])
-    complete = {k for k, v in sets.items() if v >= {"normal", "conflictive"}}
+    complete = {k for k, v in sets.items() if v >= set(TEST_SETS)}
     return [r for r in records if (r["dataset"], r["method"], r["run"]) in complete], old
 
 
 def read_records(path: str | Path) -> list[dict]:
-    """Records written by `rcml_benchmark` (numbers parsed)."""
-    path = Path(path)
+    """Records written by `rcml_benchmark` (numbers parsed); a malformed or cut-off row is an error
+    naming its line."""
+    return _parse_records(Path(path), partial_tail=False)[0]
+
+
+def _parse_records(path: Path, partial_tail: bool) -> tuple[list[dict], int]:
+    """(the records of `path`, the line number of a cut-off last row that was dropped, or 0).
+
+    Rows are appended whole (ending in a newline), so a file that does not end in one was stopped
+    inside its last row: dropped with `partial_tail`, an error otherwise.
+    """
     if not path.is_file():
         raise PMRFusionError(f"rcml records file not found: {path}")
+    columns = ", ".join(RECORD_FIELDS)
     try:
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            if not set(RECORD_FIELDS) <= set(reader.fieldnames or []):
-                raise ValueError(f"columns {reader.fieldnames}")
-            return [
-                {
-                    **r,
-                    "run": int(r["run"]),
-                    "accuracy": float(r["accuracy"]),
-                    "uncertainty": float(r["uncertainty"]),
-                }
-                for r in reader
-            ]
-    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, csv.Error) as e:
-        columns = ", ".join(RECORD_FIELDS)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
         raise PMRFusionError(f"cannot read {path} as rcml records ({columns}): {e}") from None
+    cut = 0
+    if text and not text.endswith("\n"):
+        cut = text.count("\n") + 1
+        if not partial_tail:
+            raise PMRFusionError(
+                f"{path}: line {cut} is cut off (the run stopped while writing it); "
+                "`pmrfusion rcml --resume` reruns that run"
+            )
+        text = text[: text.rfind("\n") + 1]
+    records: list[dict] = []
+    seen: dict[tuple, int] = {}
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if not set(RECORD_FIELDS) <= set(reader.fieldnames or []):
+            raise ValueError(f"columns {reader.fieldnames}")
+        for row in reader:
+            line = reader.line_num
+            rec = _parse_row(row, line)
+            key = (rec["dataset"], rec["method"], rec["run"], rec["test_set"])
+            if key in seen:
+                raise ValueError(f"line {line} repeats the {'/'.join(map(str, key))} of line {seen[key]}")
+            seen[key] = line
+            records.append(rec)
+    except (csv.Error, ValueError) as e:
+        raise PMRFusionError(f"cannot read {path} as rcml records ({columns}): {e}") from None
+    return records, cut
+
+
+def _parse_row(row: dict, line: int) -> dict:
+    """One records.csv row with its numbers parsed and checked (ValueError naming `line`)."""
+    if None in row or any(row.get(k) is None for k in RECORD_FIELDS):
+        raise ValueError(f"line {line} does not have the {len(RECORD_FIELDS)} fields")
+    try:
+        run, acc, unc = int(row["run"]), float(row["accuracy"]), float(row["uncertainty"])
+    except ValueError as e:
+        raise ValueError(f"line {line}: {e}") from None
+    if not row["dataset"] or not row["method"] or row["test_set"] not in TEST_SETS or run < 0:
+        raise ValueError(f"line {line}: not a record of a dataset, method, run >= 0 and test set {TEST_SETS}")
+    if not 0.0 <= acc <= 1.0:
+        raise ValueError(f"line {line}: accuracy {acc} is not in [0, 1]")
+    return {**row, "run": run, "accuracy": acc, "uncertainty": unc}
 
 
 def write_summary(records: list[dict], path: str | Path) -> Path:
@@ -281,7 +401,7 @@ def write_summary(records: list[dict], path: str | Path) -> Path:
 
 
 def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
-    """Header + `rows` to `path`, atomically."""
+    """Header + `rows` to `path`, atomically (a failed write: `WriteError`)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()

@@ -46,8 +46,13 @@ def rcml_cmd(
     spec = RCMLSpec(split_list(methods), runs=runs, epochs=epochs, method_lr=_method_lrs(lr))
     names = split_list(datasets)
     on_interrupt(f"records of the finished runs are in {out}/records.csv (--resume runs the rest)")
-    path = rcml_benchmark(names, spec, str(out), str(data_root) if data_root else None, resume=resume)
+    root = str(data_root) if data_root else None
+    path = rcml_benchmark(names, spec, str(out), root, resume=resume, on_note=_note)
     console.print(f"summary written to {path}")
+
+
+def _note(text: str) -> None:
+    console.print(f"[yellow]note: {text}[/yellow]")
 
 
 def _method_lrs(text: str | None) -> dict[str, float]:
