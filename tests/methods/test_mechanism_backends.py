@@ -1,0 +1,298 @@
+"""Back-end mechanisms (cmmp, perceiver, mbt, umoe, srht) and PMR's preservation behind every back-end:
+CMMP's classifier reads the mean projection and its InfoNCE aligns paired embeddings; Perceiver
+latents read every modality and only through cross-attention; MBT modalities exchange information
+only through the bottleneck (the mean of the per-modality copies); UMoE routes tokens top-k by a
+non-uniform router and its balance loss balances; SRHT maps are dense Hadamard mixes."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pmrfusion.data.tensors import TensorSplit
+from pmrfusion.methods import available_methods, build_method
+from pmrfusion.modules.moe import SparseMoE
+from pmrfusion.train.trainer import TrainConfig, seed_everything, train
+
+torch.set_num_threads(1)
+
+DIMS = {"a": 6, "b": 5}
+SMALL = dict(hidden=16, embed_dim=8, proj_hidden=0, token_dim=8, heads=2)
+
+
+def _small(name, **over):
+    fields = set(available_methods()[name].config_cls.__dataclass_fields__)
+    return {k: v for k, v in {**SMALL, **over}.items() if k in fields}
+
+
+def _classes(n=240, seed=0):
+    """4 classes; a tells y // 2, b tells y % 2 (each modality alone: at most 50%)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    a = torch.randn(n, 6, generator=g)
+    b = torch.randn(n, 5, generator=g)
+    a[:, 0] += 2.0 * (2 * (y // 2) - 1)
+    b[:, 0] += 2.0 * (2 * (y % 2) - 1)
+    return TensorSplit({"a": a, "b": b}, y, torch.arange(n))
+
+
+def _paired(n=240, seed=0):
+    """Both modalities are noisy linear images of one latent per sample (retrieval pairs)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 4, generator=g)
+    y = (z[:, 0] > 0).long() + 2 * (z[:, 1] > 0).long()
+    a = z @ torch.randn(4, 6, generator=g) + 0.1 * torch.randn(n, 6, generator=g)
+    b = z @ torch.randn(4, 5, generator=g) + 0.1 * torch.randn(n, 5, generator=g)
+    return TensorSplit({"a": a, "b": b}, y, torch.arange(n))
+
+
+def _x(rows=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.randn(rows, d, generator=g) for m, d in DIMS.items()}
+
+
+# ----------------------------------------------------------------------------------------- CMMP
+
+
+def _info_nce(a, b, scale):
+    logits = scale * F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()
+    t = torch.arange(len(a))
+    return (F.cross_entropy(logits, t) + F.cross_entropy(logits.t(), t)) / 2
+
+
+def test_cmmp_classifies_the_mean_projection_and_its_aux_is_infonce_of_the_projections():
+    torch.manual_seed(0)
+    model = build_method("cmmp", DIMS, 4, **_small("cmmp")).eval()
+    x = _x()
+    with torch.no_grad():
+        out = model(x)
+        proj = [p(x[m]) for p, m in zip(model.backend.projector.projections, model.modalities)]
+        torch.testing.assert_close(out.logits, model.backend.head((proj[0] + proj[1]) / 2))
+        for m, p in zip(model.modalities, proj):
+            torch.testing.assert_close(out.embeddings[m], p)
+        scale = model.backend.projector.log_scale.exp()
+        assert float(out.aux_losses["contrastive"]) == pytest.approx(float(_info_nce(*proj, scale)), rel=1e-5)
+    assert model.loss_weights == {"contrastive": 1.0}
+
+
+def _retrieval_at_1(model, data):
+    model.eval()
+    with torch.no_grad():
+        e = model(data.features).embeddings
+    s = F.normalize(e["a"], dim=-1) @ F.normalize(e["b"], dim=-1).t()
+    return float((s.argmax(1) == torch.arange(len(s))).float().mean())
+
+
+@pytest.mark.parametrize("name", ["cmmp", "rg-cmmp"])
+def test_contrastive_loss_aligns_paired_embeddings(name):
+    """With the InfoNCE term (weight 1) the contrastive loss falls and a's embedding retrieves its own
+    b far better than with weight 0 (same seed otherwise)."""
+    data = _paired()
+    r1, hist = {}, {}
+    for w in (1.0, 0.0):
+        seed_everything(0)
+        m = build_method(name, DIMS, 4, **_small(name, contrast_weight=w))
+        hist[w] = train(m, data, None, TrainConfig(epochs=10, batch_size=48, lr=3e-3)).history
+        r1[w] = _retrieval_at_1(m, data)
+    assert hist[1.0][-1]["contrastive"] < 0.5 * hist[1.0][0]["contrastive"]
+    assert r1[1.0] > 0.1 and r1[1.0] > 3 * r1[0.0], r1
+
+
+# ------------------------------------------------------------------------------------ Perceiver
+
+
+def _backend_views(model, x):
+    """The back-end's inputs: the raw views alone, T_m behind PMR (G-structure)."""
+    views = [x[m] for m in model.modalities]
+    if not hasattr(model, "pmr"):
+        return views
+    return model.backend_inputs(model.pmr(views, reconstruct=False))[0]
+
+
+@pytest.mark.parametrize("name", ["perceiver", "sg-perceiver"])
+def test_perceiver_latents_read_every_modality_only_through_cross_attention(name):
+    torch.manual_seed(0)
+    model = build_method(name, DIMS, 4, **_small(name)).eval()
+    enc = model.backend.encoder
+    with torch.no_grad():
+        views = _backend_views(model, _x())
+        base = enc(views)
+        for i in range(len(views)):
+            moved = enc([v + 1.0 if j == i else v for j, v in enumerate(views)])
+            assert float((moved - base).abs().max()) > 1e-3, i  # every modality reaches the latents
+        enc.cross.out_proj.weight.zero_()
+        enc.cross.out_proj.bias.zero_()
+        cut = enc(views)
+    torch.testing.assert_close(cut, cut[:1].expand_as(cut))  # no cross-attention: input-independent
+
+
+# ------------------------------------------------------------------------------------------ MBT
+
+
+def _record_layers(enc):
+    seen = {}
+
+    def hook(key):
+        def fn(module, args, output):
+            seen[key] = (args[0].detach().clone(), output.detach().clone())
+
+        return fn
+
+    handles = [
+        layer.register_forward_hook(hook((d, i)))
+        for d, per in enumerate(enc.layers)
+        for i, layer in enumerate(per)
+    ]
+    return seen, handles
+
+
+@pytest.mark.parametrize("name", ["mbt", "rg-mbt"])
+def test_mbt_modalities_exchange_only_through_the_mean_bottleneck(name):
+    """Changing a leaves b's first layer untouched; b's second layer sees a only in its bottleneck
+    tokens, which are the mean of the per-modality bottleneck outputs of the first layer."""
+    torch.manual_seed(0)
+    model = build_method(name, DIMS, 4, **_small(name, depth=2)).eval()
+    enc = model.backend.encoder
+    T = enc.tokens_per_modality
+    x = _x()
+    runs = []
+    for feats in (x, {**x, "a": x["a"] + 1.0}):
+        seen, handles = _record_layers(enc)
+        with torch.no_grad():
+            logits = model(feats).logits
+        for h in handles:
+            h.remove()
+        runs.append((seen, logits))
+    (s0, l0), (s1, l1) = runs
+    for s in (s0, s1):
+        for i in range(2):
+            torch.testing.assert_close(s[(1, i)][0][:, :T], s[(0, i)][1][:, :T])  # own tokens carried on
+        shared = (s[(0, 0)][1][:, T:] + s[(0, 1)][1][:, T:]) / 2
+        for i in range(2):
+            torch.testing.assert_close(s[(1, i)][0][:, T:], shared)  # the bottleneck is the mean
+    torch.testing.assert_close(s1[(0, 1)][0], s0[(0, 1)][0])
+    torch.testing.assert_close(s1[(0, 1)][1], s0[(0, 1)][1])  # layer 1 of b: no path from a
+    torch.testing.assert_close(s1[(1, 1)][0][:, :T], s0[(1, 1)][0][:, :T])
+    assert float((s1[(1, 1)][0][:, T:] - s0[(1, 1)][0][:, T:]).abs().max()) > 1e-4  # a reaches b's bottleneck
+    assert float((s1[(1, 1)][1][:, :T] - s0[(1, 1)][1][:, :T]).abs().max()) > 1e-4  # ... and b's tokens
+    assert float((l1 - l0).abs().max()) > 1e-4
+
+
+# ----------------------------------------------------------------------------------------- UMoE
+
+
+def test_sparse_moe_is_shared_experts_plus_renormalised_top_k_routed_experts():
+    torch.manual_seed(0)
+    moe = SparseMoE(5, 7, num_experts=4, top_k=2, num_shared=1)
+    x = torch.randn(3, 6, 5)
+    flat = x.reshape(-1, 5)
+    with torch.no_grad():
+        probs = torch.softmax(flat @ moe.router.weight.t(), -1)
+        want = moe.shared[0](flat)
+        for r in range(len(flat)):
+            top = probs[r].topk(2)
+            for p, e in zip(top.values / top.values.sum(), top.indices.tolist()):
+                want[r] = want[r] + p * moe.experts[e](flat[r : r + 1])[0]
+        torch.testing.assert_close(moe(x), want.reshape(x.shape), rtol=1e-5, atol=1e-6)
+    # load balance: E * sum_i f_i p_i - 1 with f the share of (token, slot) assignments
+    top_i = probs.topk(2, -1).indices
+    f = torch.bincount(top_i.reshape(-1), minlength=4).float() / top_i.numel()
+    assert float(moe.aux_loss.detach()) == pytest.approx(float(4 * (f * probs.mean(0)).sum() - 1), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["umoe", "sg-umoe"])
+def test_umoe_router_is_token_dependent_and_not_uniform(name):
+    """Router probabilities differ between tokens and from 1/E, and tokens reach different experts."""
+    torch.manual_seed(0)
+    model = build_method(name, DIMS, 4, **_small(name)).eval()
+    moe = model.backend.moe
+    logits, routed = [], {}
+    hooks = [moe.router.register_forward_hook(lambda mod, a, out: logits.append(out.detach()))]
+    for e, expert in enumerate(moe.experts):
+        hooks.append(expert.register_forward_hook(lambda mod, a, out, e=e: routed.update({e: len(a[0])})))
+    with torch.no_grad():
+        model(_x(16))
+    for h in hooks:
+        h.remove()
+    probs = logits[0].softmax(-1)  # (B * M, E)
+    assert probs.shape == (16 * 2, 4)
+    assert float((probs - 0.25).abs().max()) > 0.05
+    assert float(probs.std(0).max()) > 1e-2
+    assert sum(routed.values()) == 16 * 2 * 2  # top-2: every token reaches two routed experts
+    assert len(routed) >= 3 and max(routed.values()) < 16 * 2  # ... not the same two for every token
+
+
+def test_umoe_load_balance_loss_balances_the_routing():
+    data = _classes()
+    ends, states = {}, {}
+    for w in (1.0, 0.01, 0.0):
+        seed_everything(0)
+        m = build_method("umoe", DIMS, 4, **_small("umoe", balance_weight=w))
+        hist = train(m, data, None, TrainConfig(epochs=10, batch_size=48, lr=3e-3)).history
+        assert hist[0]["load_balance"] > 0
+        ends[w], states[w] = hist[-1]["load_balance"], m.state_dict()
+    assert ends[1.0] < 0.5 * ends[0.0], ends
+    assert any(not torch.equal(states[0.01][k], states[0.0][k]) for k in states[0.0])  # default weight acts
+
+
+# ----------------------------------------------------------------------------------------- SRHT
+
+
+@pytest.mark.parametrize("name", ["sg-srht", "rg-srht"])
+def test_srht_maps_are_parameter_free_dense_hadamard_mixes(name):
+    """Every PMR map of the SRHT variant sends a basis vector e_j to a vector whose entries all have
+    magnitude 1 / sqrt(out) (a subsampled, rescaled Hadamard column), is linear, and has no weights."""
+    model = build_method(name, {"a": 12, "b": 7}, 3, hidden=16)
+    pmr = model.pmr
+    maps = [*pmr.dissolve, *pmr.shared_maps, *pmr.specific_maps]
+    assert {n for n, _ in pmr.named_parameters()} == {"gains.0", "gains.1"}
+    for f in maps:
+        assert list(f.parameters()) == []
+        y = f(torch.eye(f.in_dim))
+        torch.testing.assert_close(y.abs(), torch.full_like(y, 1 / math.sqrt(y.shape[-1])))
+        v = torch.randn(3, f.in_dim)
+        torch.testing.assert_close(f(v), v @ y, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------- PMR's preservation behind every back-end (sG-X / rG-X)
+
+PMR_METHODS = sorted(n for n in available_methods() if n.startswith(("sg-", "rg-")))
+
+
+def _cos_loss(v, r):
+    return sum((1 - F.cosine_similarity(a, b, dim=-1)).mean() for a, b in zip(v, r))
+
+
+def _mse_loss(v, r):
+    return sum(((a - b) ** 2).mean() for a, b in zip(v, r))
+
+
+@pytest.mark.parametrize("name", PMR_METHODS)
+def test_preservation_is_the_named_loss_and_trains_the_pmr_maps(name):
+    data = _classes(120)
+    x = {m: data.features[m][:32] for m in DIMS}
+    torch.manual_seed(0)
+    model = build_method(name, DIMS, 4, **_small(name)).train()
+    out = model(x)
+    pres = out.aux_losses["preserve"]
+    assert float(pres.detach()) > 1e-3 and model.loss_weights["preserve"] == 1.0
+    if not name.endswith("srht"):  # (SRHT: strict in the SRHT domain, tests/methods/test_pmr_fidelity.py)
+        with torch.no_grad():
+            rec = model.pmr(list(x.values())).reconstructed
+        ref = (_mse_loss if name.startswith("sg-") else _cos_loss)(list(x.values()), rec)
+        assert float(pres.detach()) == pytest.approx(float(ref), rel=1e-4)
+    pres.backward()
+    srht = name.endswith("srht")
+    driven = list(model.pmr.gains) if srht else list(model.pmr.recon_maps.parameters())
+    assert all(float(p.grad.abs().sum()) > 0 for p in driven)
+    ends = {}
+    for lam in (1.0, 0.0):
+        seed_everything(0)
+        m = build_method(name, DIMS, 4, **_small(name, lam=lam))
+        lr = 3e-2 if srht else 3e-3  # SRHT: only diagonal gains to train
+        hist = train(m, data, None, TrainConfig(epochs=6, batch_size=40, lr=lr)).history
+        ends[lam] = hist[-1]["preserve"]
+        if lam:
+            assert hist[-1]["preserve"] < hist[0]["preserve"]
+    assert ends[1.0] < 0.9 * ends[0.0], ends
