@@ -81,7 +81,7 @@ class RCMLSpec:
         if isinstance(self.methods, str) or not self.methods:
             raise PMRFusionError("RCMLSpec.methods must be a non-empty sequence of method names")
         _once(self.methods, "methods")
-        if isinstance(self.runs, int) and self.runs > MAX_RUNS:
+        if isinstance(self.runs, int) and MAX_RUNS < self.runs <= 2**32:  # beyond: seed_range's error
             raise PMRFusionError(f"--runs {self.runs}: at most {MAX_RUNS} runs")
         seed_range(self.runs, what="runs")  # run k is seed k
         for where in (self.method_lr, self.method_overrides):

@@ -153,7 +153,7 @@ def suite_spec(
         raise PMRFusionError(f"unknown suite '{suite}': use one of {', '.join(SUITES)}")
     base = SUITES[suite]
     n_seeds = base["seeds"] if seeds is None else seeds
-    if isinstance(n_seeds, int) and n_seeds > MAX_SEEDS:
+    if isinstance(n_seeds, int) and MAX_SEEDS < n_seeds <= 2**32:  # beyond: seed_range's range error
         raise PMRFusionError(f"--seeds {n_seeds}: a suite takes at most {MAX_SEEDS} seeds")
     if isinstance(n_seeds, int) and n_seeds < 1:
         raise PMRFusionError("a suite needs at least 1 seed")
@@ -336,13 +336,15 @@ def check_folder(out: Path, cells: Sequence[Cell]) -> None:
             raise PMRFusionError(f"{path} is a folder (not a file) where the suite writes a file; remove it")
 
 
+def _kept(out: Path, done: int) -> str:
+    return f"{done} finished cells are kept in {out}/{store.CELLS}/ (rerun the same command to resume)"
+
+
 def _store(out: Path, cell: Cell, payload: dict, digest: str, done: int) -> None:
     try:
         store.store_cell(out, cell.filename, payload, digest)
     except PMRFusionError as e:  # disk full, ...: the cells stored so far are whole
-        raise PMRFusionError(
-            f"{e}; {done} finished cells are kept in {out}/{store.CELLS}/ (rerun the same command to resume)"
-        ) from None
+        raise PMRFusionError(f"{e}; {_kept(out, done)}") from None
 
 
 def _stop(pool: cf.ProcessPoolExecutor) -> None:
@@ -420,7 +422,11 @@ def run_suite(
                         futures = {pool.submit(run_cell, cell, spec): cell for cell in todo}
                     for fut in cf.as_completed(futures):
                         cell = futures[fut]
-                        payload = fut.result()
+                        try:
+                            payload = fut.result()
+                        except cf.process.BrokenProcessPool:
+                            why = f"a suite worker died (killed, or out of memory?) while {cell} ran"
+                            raise PMRFusionError(f"{why}; {_kept(out, done)}") from None
                         _store(out, cell, payload, digest, done)
                         done += 1
                         if on_cell is not None:

@@ -115,9 +115,10 @@ def run_suite_command(
     try:
         result = _run(spec, out, jobs, quiet, on_note)
     except Terminated:
+        workers = "; its workers were stopped" if jobs > 1 else ""
         print(
-            f"terminated: every finished cell is kept in {out}/cells/ (rerun the same command to resume); "
-            "the workers were stopped",
+            f"terminated: every finished cell is kept in {out}/cells/ (rerun the same command to resume)"
+            + workers,
             file=sys.stderr,
         )
         raise typer.Exit(143) from None
