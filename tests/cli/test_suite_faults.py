@@ -64,6 +64,7 @@ def test_kill_and_truncate_then_resume_matches_uninterrupted(tmp_path):
     cells[0].write_bytes(data[: len(data) // 2])
     _finish(faulty, tmp_path)  # the truncated cell fails its checksum and is recomputed
     assert (faulty / "results.json").read_bytes() == (reference / "results.json").read_bytes()
+    assert not list(faulty.rglob("*.tmp"))  # a kill inside a write leaves none behind a rerun
 
 
 # ----------------------------------------------------------------------------- workers die with the parent
