@@ -18,9 +18,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from pmrfusion.bench.runner import prepare_seed
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.modules.composition import build_model
-from pmrfusion.train.end_to_end import EncoderConfig, build_encoders, prepare_raw
+from pmrfusion.methods.encoded import build_model
+from pmrfusion.modules.composition import EncoderConfig
+from pmrfusion.train.regimes import build_encoders
 from pmrfusion.train.trainer import TrainConfig, _optimizers, seed_everything
 
 
@@ -35,7 +37,7 @@ def main() -> None:
     torch.set_num_threads(1)
     data = load_dataset("avmnist")
     cfg = EncoderConfig()
-    p = prepare_raw(data, 0.15, args.seed, cfg)
+    p = prepare_seed(data, args.seed, 0.15, cfg)
     rows = []
     for method in args.methods.split(","):
         seed_everything(args.seed)

@@ -18,8 +18,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from pmrfusion.bench.runner import fit_method, prepare_seed
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.train.end_to_end import EncoderConfig, fit_raw_method, fit_unimodal, prepare_raw
+from pmrfusion.modules.composition import EncoderConfig
+from pmrfusion.train.regimes import fit_unimodal
 from pmrfusion.train.trainer import TrainConfig
 
 
@@ -51,14 +53,14 @@ def main() -> None:
     tc = TrainConfig(epochs=args.epochs, batch_size=64, lr=1e-3)
     rows = []
     for seed in range(args.seeds):
-        p = prepare_raw(data, 0.15, seed, cfg)
+        p = prepare_seed(data, seed, 0.15, cfg)
         for m in p.modalities:
             clf, _ = fit_unimodal(m, p, seed, tc, cfg)
             acc = probe(clf.encoder, p, m)
             rows.append({"seed": seed, "model": "unimodal", "modality": m, "probe_accuracy": acc})
             print(rows[-1], flush=True)
         for method in args.methods.split(","):
-            model, _ = fit_raw_method(method, p, seed, {}, tc, cfg)
+            model, _ = fit_method(method, p, seed, {}, tc, encoder=cfg)
             for m in p.modalities:
                 acc = probe(model.encoders[m], p, m)
                 rows.append({"seed": seed, "model": method, "modality": m, "probe_accuracy": acc})

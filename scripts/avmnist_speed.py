@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
+from pmrfusion.bench.runner import prepare_seed
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.train.end_to_end import EncoderConfig, build_encoders, prepare_raw
+from pmrfusion.modules.composition import EncoderConfig
+from pmrfusion.train.regimes import build_encoders
 from pmrfusion.train.trainer import TrainConfig, _optimizers, total_loss
 
 METHODS = ["concat", "late", "sg-concat", "rg-concat", "ffn-concat", "cmmp", "rg-cmmp", "qmf", "pdf"]
@@ -28,7 +30,7 @@ METHODS = ["concat", "late", "sg-concat", "rg-concat", "ffn-concat", "cmmp", "rg
 
 def timed_steps(model, split, batch_size: int, steps: int, seed: int = 0) -> tuple[float, float, int]:
     """(seconds, seconds waiting for data, samples) over `steps` training steps."""
-    from pmrfusion.modules.composition import build_model  # noqa: F401 (model given)
+    from pmrfusion.methods.encoded import build_model  # noqa: F401 (model given)
 
     opts = _optimizers(model, TrainConfig())
     loader = split.loader(batch_size, shuffle_seed=seed)
@@ -86,14 +88,15 @@ def rss_epoch(rows: int, folder: Path) -> dict[str, float]:
 import resource, time, torch
 torch.set_num_threads(1)
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.train.end_to_end import EncoderConfig, fit_raw_method, prepare_raw
+from pmrfusion.bench.runner import fit_method, prepare_seed
+from pmrfusion.modules.composition import EncoderConfig
 from pmrfusion.train.trainer import TrainConfig
 t0 = time.perf_counter()
 data = load_dataset({str(manifest)!r})
 t1 = time.perf_counter()
-p = prepare_raw(data, 0.0, 0, EncoderConfig())
+p = prepare_seed(data, 0, 0.0, EncoderConfig())
 p.val = None
-fit_raw_method("concat", p, 0, {{}}, TrainConfig(epochs=1, batch_size=256), EncoderConfig())
+fit_method("concat", p, 0, {{}}, TrainConfig(epochs=1, encoder=batch_size=256), pretrained=EncoderConfig())
 t2 = time.perf_counter()
 del p
 import gc; gc.collect()
@@ -119,8 +122,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     data = load_dataset("avmnist")
     cfg = EncoderConfig()
-    prepared = prepare_raw(data, 0.15, 0, cfg)
-    from pmrfusion.modules.composition import build_model
+    prepared = prepare_seed(data, 0, 0.15, cfg)
+    from pmrfusion.methods.encoded import build_model
 
     rows = []
     for workers in (2, 0):

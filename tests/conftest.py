@@ -66,14 +66,15 @@ def train_raw_on_two_ranks(torchrun_two):
             import torch
             from pmrfusion.data.loaders import load_dataset
             from pmrfusion.train import distributed
-            from pmrfusion.train.end_to_end import EncoderConfig, fit_raw_method, prepare_raw
+            from pmrfusion.bench.runner import fit_method, prepare_seed
+            from pmrfusion.modules.composition import EncoderConfig
             from pmrfusion.train.trainer import TrainConfig
             with distributed.distributed_session() as ctx:
                 cfg = EncoderConfig(encoders={dict(encoders or {})!r}, max_length={int(max_length)})
                 cfg.loader.num_workers = 1
-                p = prepare_raw(load_dataset({str(manifest)!r}), 0.15, 0, cfg)
+                p = prepare_seed(load_dataset({str(manifest)!r}), 0, 0.15, cfg)
                 tc = TrainConfig(epochs={int(epochs)}, batch_size={int(batch_size)})
-                model, res = fit_raw_method("concat", p, 0, {{}}, tc, cfg)
+                model, res = fit_method("concat", p, 0, {{}}, tc, encoder=cfg)
                 torch.save({{"state": model.state_dict(), "history": res.history, "world": ctx.world_size}},
                            {str(folder)!r} + f"/rank{{ctx.rank}}.pt")
         """))

@@ -4,33 +4,28 @@ PMR (physics-inspired reconfiguration) and its rivals under one API, with the ro
 protocols and benchmarks of the papers, on real feature datasets.
 """
 
-from pmrfusion.bench.runner import RunSpec, evaluate, fit_method, run_grid
+from pmrfusion.bench.runner import RunSpec, evaluate, fit_method, model_inputs, prepare_seed, run_grid
 from pmrfusion.data.absent import ABSENT_FILLS, fill_absent
 from pmrfusion.data.avmnist import load_avmnist
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import available_datasets, load_dataset
 from pmrfusion.data.manifest import load_manifest
+from pmrfusion.data.prepared import PreparedData, prepare
 from pmrfusion.data.raw import RawMultimodalData, RawSplit
-from pmrfusion.data.tensors import PreparedData, TensorSplit, prepare
+from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.metrics import classification_metrics
 from pmrfusion.eval.protocols import available_protocols, conditions, register_protocol
 from pmrfusion.eval.regression_metrics import regression_metrics
 from pmrfusion.methods import FusionModel, available_methods, build_method, method_config, register_method
-from pmrfusion.modules.composition import build_model, default_encoders
+from pmrfusion.methods.encoded import build_model
+from pmrfusion.modules.composition import EncoderConfig, default_encoders, with_encoder_inputs
 from pmrfusion.modules.encoders import available_encoders, build_encoder, register_encoder
 from pmrfusion.modules.reconfiguration import Reconfiguration
 from pmrfusion.objectives.preservation import preservation_loss
 from pmrfusion.optim import OptimizerSpec
-from pmrfusion.train.checkpoint import load_checkpoint, save_checkpoint
-from pmrfusion.train.end_to_end import (
-    EncoderConfig,
-    evaluate_raw,
-    fit_raw_method,
-    fit_unimodal,
-    prepare_raw,
-    pretrain_encoders,
-)
+from pmrfusion.train.checkpoint import load_checkpoint, load_for_evaluation, save_checkpoint, save_trained
+from pmrfusion.train.regimes import fit_unimodal, pretrain_encoders
 from pmrfusion.train.trainer import TrainConfig, predict, seed_everything, train
 from pmrfusion.types import Batch, ModelOutput
 
@@ -46,13 +41,15 @@ __all__ = [
     "build_encoder",
     "build_model",
     "default_encoders",
-    "evaluate_raw",
-    "fit_raw_method",
     "fit_unimodal",
     "load_avmnist",
     "load_manifest",
-    "prepare_raw",
+    "load_for_evaluation",
+    "model_inputs",
+    "prepare_seed",
     "pretrain_encoders",
+    "save_trained",
+    "with_encoder_inputs",
     "register_encoder",
     "FusionModel",
     "ModelOutput",

@@ -4,8 +4,8 @@ import scipy.io as sio
 
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
+from pmrfusion.data.prepared import prepare
 from pmrfusion.data.scaling import Standardizer
-from pmrfusion.data.tensors import prepare
 from pmrfusion.errors import PMRFusionError
 
 

@@ -7,7 +7,7 @@ import torch
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.mosi import read_transcripts
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.eval.subset_table import SUBSET_ORDER, subset_label

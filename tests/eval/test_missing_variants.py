@@ -7,13 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pmrfusion.data.absent import absent_values, fill_absent
+from pmrfusion.data.batching import with_dropped
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
+from pmrfusion.data.prepared import prepare
 from pmrfusion.data.scaling import Standardizer
-from pmrfusion.data.tensors import TensorSplit, prepare
+from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import conditions, generator, salt_pepper_qmf_corrupt
-from pmrfusion.train.trainer import TrainConfig, _dropped, train
+from pmrfusion.train.trainer import TrainConfig, train
 
 
 def tiny() -> MultimodalData:
@@ -99,8 +101,8 @@ def test_fill_absent_touches_only_absent_cells(n, seed):
 def test_modality_dropout_uses_the_chosen_fill():
     p = prepare(tiny(), 0.0, 0)
     batch = p.train.batch(torch.arange(2), torch.tensor([[False, True], [True, True]]))
-    zf = _dropped(batch, absent_values("zero_feature", p.train.features, p.train.absent_fill))
-    mi = _dropped(batch, absent_values("mean", p.train.features, p.train.absent_fill))
+    zf = with_dropped(batch, absent_values("zero_feature", p.train.features, p.train.absent_fill))
+    mi = with_dropped(batch, absent_values("mean", p.train.features, p.train.absent_fill))
     assert torch.equal(zf.features["a"][0], torch.tensor([-2.0, -2.0]))
     assert torch.equal(mi.features["a"][0], torch.zeros(2))
     assert torch.equal(zf.features["a"][1], batch.features["a"][1])

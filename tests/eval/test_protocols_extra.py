@@ -134,7 +134,7 @@ def test_label_flip_fraction_and_seed():
 
 def test_prepared_train_range_is_from_training_rows():
     from pmrfusion.data.loaders import load_dataset
-    from pmrfusion.data.tensors import prepare
+    from pmrfusion.data.prepared import prepare
 
     p = prepare(load_dataset("handwritten"), seed=0)
     rng = p.train_range
@@ -148,7 +148,7 @@ def test_prepared_train_range_is_from_training_rows():
 
 def test_label_noise_reaches_training():
     from pmrfusion.data.loaders import load_dataset
-    from pmrfusion.data.tensors import prepare
+    from pmrfusion.data.prepared import prepare
     from pmrfusion.methods import build_method
     from pmrfusion.train.trainer import TrainConfig, train
 

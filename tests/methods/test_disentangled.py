@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.methods import build_method
 from pmrfusion.objectives.disentangled import central_moment_discrepancy, jensen_shannon, soft_orthogonality
 from pmrfusion.train.trainer import TrainConfig, predict, seed_everything, train

@@ -5,7 +5,7 @@ import torch
 
 from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.methods import build_method
 from pmrfusion.methods.qmf import QMFConfig

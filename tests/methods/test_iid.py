@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pmrfusion.data.loaders import default_data_root, load_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.methods import build_method
 from pmrfusion.objectives.wasserstein import (
     SpectralRIP,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pmrfusion.data.loaders import default_data_root, load_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.methods import build_method
 from pmrfusion.objectives.qmf_ranking import LossHistory, energy, energy_weights, ranking_loss
 from pmrfusion.train import TrainConfig, predict, seed_everything, train

@@ -7,7 +7,8 @@ import torch
 from pmrfusion.data.raw import ArraySource, RawMultimodalData, RawSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods import available_methods
-from pmrfusion.modules.composition import EncodedFusion, build_model, default_encoders
+from pmrfusion.methods.encoded import EncodedFusion, build_model
+from pmrfusion.modules.composition import default_encoders
 from pmrfusion.modules.encoders import build_encoder, register_encoder
 from pmrfusion.modules.frontends import LogSpectrogram, fit_stats
 from pmrfusion.types import Batch

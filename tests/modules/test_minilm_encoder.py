@@ -13,19 +13,14 @@ pytest.importorskip("tokenizers")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from pmrfusion.bench.runner import evaluate, fit_method, prepare_seed  # noqa: E402
 from pmrfusion.data.manifest import load_manifest  # noqa: E402
 from pmrfusion.data.raw import RawSplit  # noqa: E402
 from pmrfusion.eval.raw_protocols import raw_conditions  # noqa: E402
 from pmrfusion.eval.regression_metrics import REGRESSION_METRICS  # noqa: E402
-from pmrfusion.modules.composition import default_encoders, with_encoder_inputs  # noqa: E402
+from pmrfusion.modules.composition import EncoderConfig, default_encoders, with_encoder_inputs  # noqa: E402
 from pmrfusion.modules.encoders import build_encoder  # noqa: E402
 from pmrfusion.modules.text_encoder import MiniLMEncoder, MiniLMTokenizer, SentenceEncoder  # noqa: E402
-from pmrfusion.train.end_to_end import (  # noqa: E402
-    EncoderConfig,
-    evaluate_raw,
-    fit_raw_method,
-    prepare_raw,
-)
 from pmrfusion.train.trainer import TrainConfig, build_optimizers  # noqa: E402
 
 TEXTS = ["ANYHOW IT WAS REALLY GOOD", "THERE IS SAD PART", "A LOT OF SAD PARTS", "BUT IT WAS REALLY AWESOME"]
@@ -98,7 +93,7 @@ def _tiny(data, regime):
     """48 MOSI rows (32 train, 8 val, 8 test), max_length 32, narrow vector encoders, no workers."""
     cfg = EncoderConfig(regime=regime, max_length=32, widths={"audio": 16, "video": 16})
     cfg.loader.num_workers = 0
-    p = prepare_raw(data, 0.15, 0, cfg)
+    p = prepare_seed(data, 0, 0.15, cfg)
     rng = np.random.default_rng(0)
     p.train, p.val, p.test = (
         RawSplit(s.data, np.sort(rng.permutation(s.rows)[:k]), None, cfg.loader)
@@ -115,7 +110,7 @@ def test_one_epoch_end_to_end_on_mosi_text_fine_tunes_minilm(mosi_text):
     p, cfg = _tiny(mosi_text, "end-to-end")
     assert p.data.kinds["text"] == "tokens" and p.data.shapes["text"] == (2, 32)  # minilm by default
     shipped = MiniLMEncoder().bert.encoder.layer[0].attention.self.query.weight
-    model, result = fit_raw_method("concat", p, 0, {}, TrainConfig(epochs=1, batch_size=16), cfg)
+    model, result = fit_method("concat", p, 0, {}, TrainConfig(epochs=1, batch_size=16), encoder=cfg)
     assert result.epochs_run == 1 and np.isfinite(result.best_val_mae)
     assert not torch.equal(_bert_weight(model), shipped)  # gradients reached BERT and it moved
     # BERT fine-tunes with its own learning rate; the other encoders keep theirs
@@ -125,11 +120,11 @@ def test_one_epoch_end_to_end_on_mosi_text_fine_tunes_minilm(mosi_text):
     lrs = {o.param_groups[0]["lr"] for o in build_optimizers(model, TrainConfig(lr=1e-3))
            if any(id(w) in bert for w in o.param_groups[0]["params"])}  # fmt: skip
     assert lrs == {cfg.pretrained_lr} == {5e-5}
-    recs = evaluate_raw(model, p, ["clean", "missing"], 0, {})
+    recs = evaluate(model, p, ["clean", "missing"], 0, {})
     assert {r["metric"] for r in recs} == set(REGRESSION_METRICS) and len({r["condition"] for r in recs}) == 7
     assert all(np.isfinite(r["value"]) for r in recs if r["metric"] != "acc2_nonzero")
     # test-time noise leaves token ids as they are (and corrupts the vectors)
-    feats = p.test_features()
+    feats = p.test_inputs()
     assert feats["text"].dtype == torch.int64
     conds = raw_conditions("gaussian", feats, p.data.kinds, p.stats, 0)
     noisy = next(c for c in conds if c.name == "gaussian:10")
@@ -140,7 +135,7 @@ def test_one_epoch_end_to_end_on_mosi_text_fine_tunes_minilm(mosi_text):
 def test_frozen_keeps_minilm_as_shipped_and_skips_its_pretraining(mosi_text):
     p, cfg = _tiny(mosi_text, "frozen")
     shipped = MiniLMEncoder().bert.encoder.layer[0].attention.self.query.weight
-    model, _ = fit_raw_method("late", p, 0, {}, TrainConfig(epochs=1, batch_size=16), cfg)
+    model, _ = fit_method("late", p, 0, {}, TrainConfig(epochs=1, batch_size=16), encoder=cfg)
     assert torch.equal(_bert_weight(model), shipped)
     assert not any(p.requires_grad for p in model.encoders.parameters())
     assert not {"encoders", "pretrained"} & set(model.optimizer_groups())

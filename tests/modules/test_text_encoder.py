@@ -96,9 +96,9 @@ def _raw_text_data():
 
 @pytest.mark.parametrize("missing", ["all_minilm_l6_v2", "transformers"])
 def test_minilm_encoder_without_the_extra_is_one_line_before_training(monkeypatch, missing):
+    from pmrfusion.bench.runner import encoder_config_for
     from pmrfusion.modules.composition import with_encoder_inputs
     from pmrfusion.modules.encoders import build_encoder
-    from pmrfusion.train.end_to_end import encoder_config_for
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

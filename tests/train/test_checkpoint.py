@@ -8,7 +8,8 @@ import torch
 
 from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import prepare, to_split
+from pmrfusion.data.prepared import prepare
+from pmrfusion.data.tensors import to_split
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.train.checkpoint import load_checkpoint, save_checkpoint
 from pmrfusion.train.trainer import TrainConfig, predict

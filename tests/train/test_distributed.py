@@ -11,7 +11,7 @@ import torch
 
 from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.train.checkpoint import load_checkpoint
 from pmrfusion.train.trainer import TrainConfig, predict
 

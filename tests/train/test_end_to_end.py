@@ -10,16 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from pmrfusion.bench.runner import evaluate, fit_method, prepare_seed
 from pmrfusion.data.loaders import default_data_root, load_dataset
 from pmrfusion.data.raw import RawSplit
-from pmrfusion.train.end_to_end import (
-    EncoderConfig,
-    evaluate_raw,
-    fit_raw_method,
-    fit_unimodal,
-    prepare_raw,
-    pretrain_encoders,
-)
+from pmrfusion.modules.composition import EncoderConfig
+from pmrfusion.train.regimes import fit_unimodal, pretrain_encoders
 from pmrfusion.train.trainer import TrainConfig
 
 
@@ -35,7 +30,7 @@ def _small(data, train_rows=2000, test_rows=1000, seed=0):
     """A seeded subset (train / val / test) of AV-MNIST for short runs; narrow CNNs, no workers."""
     cfg = EncoderConfig(widths={"image": 8, "audio": 8})
     cfg.loader.num_workers = 0
-    p = prepare_raw(data, 0.15, seed, cfg)
+    p = prepare_seed(data, seed, 0.15, cfg)
     rng = np.random.default_rng(seed)
 
     def cut(split: RawSplit, k: int) -> RawSplit:
@@ -55,11 +50,11 @@ def test_fusion_beats_the_better_modality_on_avmnist(avmnist):
     uni = {}
     for m in ("image", "audio"):
         clf, _ = fit_unimodal(m, p, 0, tc, cfg)
-        feats = p.test_features()
+        feats = p.test_inputs()
         logits = clf({m: feats[m]}).logits
         uni[m] = float((logits.argmax(-1) == p.test.labels).float().mean())
-    model, result = fit_raw_method("concat", p, 0, {}, tc, cfg)
-    recs = evaluate_raw(model, p, ["clean", "missing"], 0, {})
+    model, result = fit_method("concat", p, 0, {}, tc, encoder=cfg)
+    recs = evaluate(model, p, ["clean", "missing"], 0, {})
     fused = _acc(recs, "clean")
     assert fused >= max(uni.values()) + 0.02, (fused, uni)
     assert min(uni.values()) > 0.5  # both modalities informative on their own
@@ -73,11 +68,13 @@ def test_frozen_keeps_pretrained_encoders_and_finetune_moves_them(avmnist):
     tc = TrainConfig(epochs=1, batch_size=64)
     pre = pretrain_encoders(p, 0, tc, cfg)
     before = {k: v.clone() for k, v in pre["image"].state_dict().items()}
-    frozen, _ = fit_raw_method("sg-concat", p, 0, {}, tc, dataclasses.replace(cfg, regime="frozen"), pre)
+    frozen_cfg = dataclasses.replace(cfg, regime="frozen")
+    frozen, _ = fit_method("sg-concat", p, 0, {}, tc, encoder=frozen_cfg, pretrained=pre)
     after = frozen.encoders["image"].state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert "encoders" not in frozen.optimizer_groups() and "pmr" in frozen.optimizer_groups()
-    tuned, _ = fit_raw_method("sg-concat", p, 0, {}, tc, dataclasses.replace(cfg, regime="finetune"), pre)
+    tuned_cfg = dataclasses.replace(cfg, regime="finetune")
+    tuned, _ = fit_method("sg-concat", p, 0, {}, tc, encoder=tuned_cfg, pretrained=pre)
     moved = tuned.encoders["image"].state_dict()
     assert any(not torch.equal(before[k], moved[k]) for k in before if k.startswith("backbone"))
     # the pretrained encoders are copied, never trained in place

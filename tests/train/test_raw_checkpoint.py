@@ -5,11 +5,11 @@ import dataclasses
 import pytest
 import torch
 
+from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.loaders import default_data_root, load_dataset
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.modules.composition import encoder_names
-from pmrfusion.train.end_to_end import fit_raw_method
-from pmrfusion.train.raw_checkpoint import (
+from pmrfusion.train.checkpoint import (
     check_raw_data_matches,
     is_raw_checkpoint,
     load_raw_checkpoint,
@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
     data = load_dataset("avmnist")
     prepared, cfg = _small(data, train_rows=300, test_rows=200)
     tc = TrainConfig(epochs=1, batch_size=64, quiet=True)
-    model, _ = fit_raw_method("rg-concat", prepared, 0, {"n": 2}, tc, cfg)
+    model, _ = fit_method("rg-concat", prepared, 0, {"n": 2}, tc, encoder=cfg)
     path = tmp_path_factory.mktemp("ckpt") / "rg.pt"
     names = encoder_names(prepared.data, cfg.encoders)
     save_raw_checkpoint(path, model, "rg-concat", {"n": 2}, prepared.data, names, cfg.widths, cfg.frontend,
@@ -39,7 +39,7 @@ def test_reloaded_model_predicts_exactly_as_the_trained_one(trained):
     data, prepared, model, path = trained
     assert is_raw_checkpoint(path)
     loaded, meta, _, stats = load_raw_checkpoint(path, data)
-    feats = prepared.test_features()
+    feats = prepared.test_inputs()
     present = torch.ones(len(prepared.test), 2, dtype=torch.bool)
     model.eval()
     assert torch.equal(predict(model, feats, present), predict(loaded, feats, present))

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from pmrfusion.bench.runner import evaluate, fit_method, prepare_seed
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.manifest import load_manifest
 from pmrfusion.data.raw import ArraySource, RawMultimodalData, RawSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.regression_metrics import REGRESSION_METRICS
-from pmrfusion.train.end_to_end import EncoderConfig, evaluate_raw, fit_raw_method, prepare_raw
+from pmrfusion.modules.composition import EncoderConfig
 from pmrfusion.train.trainer import TrainConfig
 
 
@@ -41,10 +42,10 @@ def test_float_labels_make_a_regression_raw_dataset_streamed_as_float32():
 def test_one_epoch_on_raw_regression_data_gives_regression_metrics():
     cfg = EncoderConfig(widths={"a": 8, "b": 8})
     cfg.loader.num_workers = 0
-    p = prepare_raw(_toy(), 0.2, 0, cfg)
-    model, result = fit_raw_method("concat", p, 0, {}, TrainConfig(epochs=2, batch_size=8), cfg)
+    p = prepare_seed(_toy(), 0, 0.2, cfg)
+    model, result = fit_method("concat", p, 0, {}, TrainConfig(epochs=2, batch_size=8), encoder=cfg)
     assert np.isfinite(result.best_val_mae) and "val_mae" in result.history[-1]
-    recs = evaluate_raw(model, p, ["clean", "missing"], 0, {})
+    recs = evaluate(model, p, ["clean", "missing"], 0, {})
     assert {r["metric"] for r in recs} == set(REGRESSION_METRICS)
     assert {r["condition"] for r in recs} == {"clean", "missing:a", "missing:b"}
     with pytest.raises(PMRFusionError, match="does not support regression"):
@@ -119,13 +120,13 @@ def test_mosi_text_is_raw_mosi_with_its_split(mosi_text, data_root):
 def test_mosi_text_with_bag_of_words_text_trains_without_the_extra(mosi_text):
     cfg = EncoderConfig(encoders={"text": "mlp"}, widths={"text": 16, "audio": 16, "video": 16})
     cfg.loader.num_workers = 0
-    p = prepare_raw(mosi_text, 0.15, 0, cfg)
+    p = prepare_seed(mosi_text, 0, 0.15, cfg)
     assert p.data.kinds["text"] == "text" and len(p.val) == 195  # the file's validation split
     rng = np.random.default_rng(0)
     p.train, p.val, p.test = (
         RawSplit(s.data, np.sort(rng.permutation(s.rows)[:k]), None, cfg.loader)
         for s, k in ((p.train, 200), (p.val, 50), (p.test, 100))
     )
-    model, _ = fit_raw_method("late", p, 0, {}, TrainConfig(epochs=1, batch_size=32), cfg)
-    m = {r["metric"]: r["value"] for r in evaluate_raw(model, p, ["clean"], 0, {})}
+    model, _ = fit_method("late", p, 0, {}, TrainConfig(epochs=1, batch_size=32), encoder=cfg)
+    m = {r["metric"]: r["value"] for r in evaluate(model, p, ["clean"], 0, {})}
     assert set(m) == set(REGRESSION_METRICS) and np.isfinite(m["mae"])

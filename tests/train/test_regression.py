@@ -8,11 +8,14 @@ import torch
 
 from pmrfusion.bench.runner import RunSpec, evaluate, fit_method, run_grid
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods import available_methods, build_method
-from pmrfusion.tasks import CLASSIFICATION_ONLY, regression_loss
+from pmrfusion.methods.base import classification_only_methods
+from pmrfusion.tasks import regression_loss
 from pmrfusion.train.trainer import TrainConfig, predict
+
+CLASSIFICATION_ONLY = classification_only_methods()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import torch
 
 from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import conditions, missing_subsets
 from pmrfusion.methods import build_method

@@ -21,7 +21,7 @@ import torch
 from pmrfusion.bench.records import format_stats, parse_condition, sample_std
 from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.loaders import load_dataset, load_feature_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.eval.protocols import conditions
 from pmrfusion.methods import build_method
 from pmrfusion.train import TrainConfig, predict, seed_everything, train

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from pmrfusion.bench.records import sample_std
 from pmrfusion.bench.runner import RunSpec, run_grid
 from pmrfusion.data.dataset import MultimodalData
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.methods import build_method
 from pmrfusion.modules.heads import MLPHead
 from pmrfusion.modules.reconfiguration import Reconfiguration

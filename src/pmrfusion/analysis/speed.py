@@ -13,7 +13,7 @@ import torch
 
 from pmrfusion.analysis.throughput import inference_latency, matmul_roofline, training_step_cost
 from pmrfusion.data.loaders import load_feature_dataset
-from pmrfusion.data.tensors import prepare
+from pmrfusion.data.prepared import prepare
 from pmrfusion.methods import build_method
 from pmrfusion.train.trainer import seed_everything
 

@@ -1,1 +1,3 @@
-"""Grid runner and results store."""
+"""Experiments: the one runner, its tasks, the suite, records and reports."""
+
+from pmrfusion.bench import retrieval  # noqa: F401  (registers the "retrieval" task)

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from pmrfusion.bench.records import format_mean_std_worst
-from pmrfusion.bench.runner import RunSpec, Task, register_task, run_grid
+from pmrfusion.bench.runner import RunSpec, run_grid
+from pmrfusion.bench.task_registry import Task, register_task
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.retrieval import cross_modal_metrics
 from pmrfusion.paths import atomic_write_text
@@ -100,6 +101,7 @@ RETRIEVAL = register_task(
             "probe_only": options.get("objective", "contrastive") == "contrastive"
         },
         check=_check,
+        feature_vectors_only=True,
     )
 )
 

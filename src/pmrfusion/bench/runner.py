@@ -1,15 +1,19 @@
-"""The one experiment runner: fit a method on a prepared split, evaluate it for a task.
+"""The one experiment runner: prepare a seed, fit a method, score it for a task; for every data kind.
 
-Every experiment of the package (the `bench` and `suite` commands, retrieval, the dynamic-fusion
-benchmark, the analyses) goes through `fit_method` + a task's evaluation, usually via `run_grid`.
+Every experiment of the package (`bench`, `suite`, `train`, retrieval, the dynamic-fusion benchmark,
+the analyses) goes through `fit_method` + a task's evaluation, usually via `run_grid`:
 
-- A **task** (`TASKS`, `register_task`) says how a trained model is scored on the test split:
-  "classification" (every condition of every protocol, `classification_metrics`) and "retrieval"
-  (cross-modal mAP/R@k on test embeddings, plus model-free baselines such as CCA per seed). A
-  regression task registers itself here with its own `evaluate` (and metrics in `eval/`).
-- A **model builder** (`RunSpec.build`, `fit_method(..., build=...)`) makes the model; the default
-  is `methods.build_method(name, dims, num_classes, **options)`. Encoders over raw data plug in
-  here (a builder that wraps a method with per-modality encoders), without a new loop.
+    data --model_inputs--> data (text tokenised for token encoders) --prepare (per seed)-->
+    PreparedData --fit_method--> model --task.evaluate (per protocol condition)--> records
+
+- Feature vectors and raw inputs take the same path; only the model differs: a registered method
+  built on the feature dims (`methods.build_method`, or `RunSpec.build`), or encoders + the method
+  (`train.regimes.build_encoded`, under `RunSpec.encoder`'s regime) for raw inputs.
+- A method may be a *variant*, `name[key=value,...]` (`methods.base.parse_variant`): its own
+  options on top of the spec's shared `method_overrides`; records name the variant.
+- A **task** (`bench.task_registry`) says how a trained model is scored: "classification" (every
+  condition of every protocol; `task_metrics` gives the regression metrics for a regression
+  dataset) and "retrieval" (`bench.retrieval`).
 """
 
 from __future__ import annotations
@@ -20,53 +24,41 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pmrfusion.bench.task_registry import TASKS, Task, get_task, register_task
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import PreparedData, prepare
+from pmrfusion.data.prepared import PreparedData, prepare
+from pmrfusion.data.raw import RawMultimodalData
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import check_protocol, conditions
 from pmrfusion.eval.regression_metrics import task_metrics
-from pmrfusion.methods.base import FusionModel, build_method, method_config
-from pmrfusion.tasks import REGRESSION, check_regression_method
+from pmrfusion.methods.base import (
+    FusionModel,
+    build_method,
+    check_regression_method,
+    method_options,
+    parse_variant,
+)
+from pmrfusion.modules.composition import (
+    EncoderConfig,
+    ModalityEncoder,
+    encoder_names,
+    parse_encoder_spec,
+    with_encoder_inputs,
+)
+from pmrfusion.modules.encoders import available_encoders, encoder_spec
+from pmrfusion.tasks import REGRESSION
+from pmrfusion.train.regimes import build_encoded, pretrain_encoders
 from pmrfusion.train.trainer import TrainConfig, TrainResult, check_seed, predict, seed_everything, train
 
 # (method, dims, num_classes, **options) -> model; the default is `build_method`
 ModelBuilder = Callable[..., FusionModel]
-# (model, prepared, protocols, seed, base record fields, task options) -> records
-Evaluator = Callable[[FusionModel, PreparedData, Sequence[str], int, dict, dict], list[dict]]
-# (prepared, seed, base record fields, task options) -> records of model-free baselines
-Baselines = Callable[[PreparedData, int, dict, dict], list[dict]]
-
-
-@dataclass(frozen=True)
-class Task:
-    """How a trained model is scored, and what the task adds to every method's options."""
-
-    name: str
-    evaluate: Evaluator
-    baselines: Baselines | None = None
-    uses_protocols: bool = True
-    method_overrides: Callable[[dict], dict] = lambda options: {}  # noqa: E731
-    check: Callable[[MultimodalData, dict], None] = lambda data, options: None  # noqa: E731
-
-
-TASKS: dict[str, Task] = {}
-
-
-def register_task(task: Task) -> Task:
-    TASKS[task.name] = task
-    return task
-
-
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise PMRFusionError(f"unknown task '{name}': use one of {', '.join(sorted(TASKS))}")
-    return TASKS[name]
 
 
 @dataclass
 class RunSpec:
-    """What to run: methods x seeds, scored for `task` (under `protocols` where the task uses them)."""
+    """What to run: methods (or variants) x seeds, scored for `task` (under `protocols` where the
+    task uses them); `encoder` sets the encoders and regime of raw inputs (None: defaults)."""
 
     methods: Sequence[str]
     protocols: Sequence[str] = ("clean", "missing", "gaussian")
@@ -76,8 +68,8 @@ class RunSpec:
     val_fraction: float = 0.15
     task: str = "classification"
     task_options: dict[str, Any] = field(default_factory=dict)  # e.g. retrieval: objective, cca
-    build: ModelBuilder | None = None  # None: methods.build_method
-    encoder: Any = None  # raw data only: train.end_to_end.EncoderConfig (None: defaults, end-to-end)
+    build: ModelBuilder | None = None  # None: methods.build_method (feature vectors only)
+    encoder: EncoderConfig | None = None  # raw inputs only (None: defaults, end-to-end)
 
     def __post_init__(self) -> None:
         if isinstance(self.methods, str) or isinstance(self.protocols, str):
@@ -89,12 +81,30 @@ class RunSpec:
         get_task(self.task)
 
     def check(self) -> None:
-        """Unknown method or protocol names fail here, before any training."""
+        """Unknown method, variant option or protocol names fail here, before any training."""
         for m in self.methods:
-            method_config(m)
+            parse_variant(m)
         if get_task(self.task).uses_protocols:
             for proto in self.protocols:
                 check_protocol(proto)
+
+    def check_data(self, data: MultimodalData | RawMultimodalData) -> None:
+        """What the data kind and task allow, before any training."""
+        self.check()
+        task = get_task(self.task)
+        raw = isinstance(data, RawMultimodalData)
+        if data.task == REGRESSION:
+            for m in self.methods:
+                check_regression_method(parse_variant(m)[0])
+        if raw and (task.feature_vectors_only or self.build is not None):
+            what = f"task '{task.name}'" if task.feature_vectors_only else "RunSpec.build"
+            raise PMRFusionError(f"{what} works on feature vectors; '{data.name}' holds raw inputs")
+        if not raw and self.encoder is not None:
+            raise PMRFusionError("RunSpec.encoder (encoders, regime) applies to raw inputs only")
+        if raw and task.uses_protocols:
+            for proto in self.protocols:
+                check_protocol(proto, raw=True)
+        task.check(data, self.task_options)
 
     @property
     def label_noise(self) -> float:
@@ -103,9 +113,51 @@ class RunSpec:
 
 
 def overrides_for(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The subset of overrides that `method`'s config accepts."""
-    fields = {f.name for f in dataclasses.fields(type(method_config(method)))}
-    return {k: v for k, v in overrides.items() if k in fields}
+    """The options of `method` (a name or a variant): the shared overrides it accepts, then the
+    variant's own."""
+    name, own = parse_variant(method)
+    return {**method_options(name, overrides), **own}
+
+
+def encoder_config_for(
+    data: MultimodalData | RawMultimodalData, encoders: str | None, regime: str
+) -> EncoderConfig | None:
+    """The CLI's `--encoders` / `--regime` as an EncoderConfig (None for feature datasets), checked."""
+    if not isinstance(data, RawMultimodalData):
+        if encoders is not None or regime != "end-to-end":
+            raise PMRFusionError("--encoders and --regime apply to raw datasets (manifests, avmnist) only")
+        return None
+    cfg = EncoderConfig(regime=regime, encoders=parse_encoder_spec(encoders))
+    unknown = sorted(set(cfg.encoders) - set(data.modalities))
+    if unknown:
+        raise PMRFusionError(f"--encoders names unknown modalities {unknown}; dataset has {data.modalities}")
+    bad = sorted(set(cfg.encoders.values()) - set(available_encoders()))
+    if bad:
+        names = ", ".join(sorted(available_encoders()))
+        raise PMRFusionError(f"unknown encoder(s) {bad}: use one of {names}")
+    for name in encoder_names(data, cfg.encoders).values():  # kinds match, extras installed
+        encoder_spec(name).check_available()
+    return cfg
+
+
+def model_inputs(
+    data: MultimodalData | RawMultimodalData, encoder: EncoderConfig | None = None
+) -> MultimodalData | RawMultimodalData:
+    """`data` as the models read it: raw text tokenised at decode time for token encoders
+    (`with_encoder_inputs`); feature vectors unchanged."""
+    if not isinstance(data, RawMultimodalData):
+        return data
+    cfg = encoder or EncoderConfig()
+    return with_encoder_inputs(data, cfg.encoders, cfg.max_length)
+
+
+def prepare_seed(
+    data: MultimodalData | RawMultimodalData, seed: int, val_fraction: float = 0.15,
+    encoder: EncoderConfig | None = None,
+) -> PreparedData:  # fmt: skip
+    """`prepare` of `model_inputs(data)` for one seed (raw inputs: the encoder config's settings)."""
+    cfg = encoder or EncoderConfig()
+    return prepare(model_inputs(data, encoder), val_fraction, seed, cfg.frontend, cfg.loader)
 
 
 def seeded_splits(
@@ -114,7 +166,21 @@ def seeded_splits(
     """(seed, prepared data) for seeds 0..seeds-1: validation split and scaling made per seed."""
     data = load_dataset(dataset, data_root)
     for seed in range(seeds):
-        yield seed, prepare(data, val_fraction, seed)
+        yield seed, prepare_seed(data, seed, val_fraction)
+
+
+def build_for(
+    method: str, prepared: PreparedData, seed: int, overrides: dict[str, Any], tc: TrainConfig,
+    build: ModelBuilder | None = None, encoder: EncoderConfig | None = None,
+    pretrained: dict[str, ModalityEncoder] | None = None,
+) -> FusionModel:  # fmt: skip
+    """The untrained model of `method` for `prepared` (call after seeding): the method on the feature
+    dims, or encoders + the method on raw inputs."""
+    name, _ = parse_variant(method)
+    options = overrides_for(method, overrides)
+    if prepared.raw:
+        return build_encoded(name, prepared, seed, options, tc, encoder or EncoderConfig(), pretrained)
+    return (build or build_method)(name, prepared.dims, prepared.num_classes, **options)
 
 
 def fit_method(
@@ -124,11 +190,12 @@ def fit_method(
     overrides: dict[str, Any],
     tc: TrainConfig,
     build: ModelBuilder | None = None,
+    encoder: EncoderConfig | None = None,
+    pretrained: dict[str, ModalityEncoder] | None = None,
 ) -> tuple[FusionModel, TrainResult]:
-    """Build `method` under `seed` (with `build`, default `build_method`) and train it."""
+    """Build `method` (a name or a variant) under `seed` and train it on `prepared`'s splits."""
     seed_everything(seed)
-    builder = build or build_method
-    model = builder(method, prepared.dims, prepared.num_classes, **overrides_for(method, overrides))
+    model = build_for(method, prepared, seed, overrides, tc, build, encoder, pretrained)
     result = train(model, prepared.train, prepared.val, dataclasses.replace(tc, seed=seed))
     return model, result
 
@@ -140,68 +207,66 @@ def evaluate(
     seed: int,
     base: dict[str, Any],
 ) -> list[dict]:
-    """Classification records for every metric of every condition of every protocol."""
+    """Records for every metric (classification or regression) of every condition of every protocol."""
     records = []
-    train_range = prepared.train_range
+    labels = prepared.test.labels
+    batch_size = prepared.test.eval_batch_size
     for proto in protocols:
-        for cond in conditions(proto, prepared.test, seed, train_range):
-            logits = predict(model, cond.features, cond.present)
-            for metric, value in task_metrics(
-                logits, prepared.test.labels, prepared.num_classes
-            ).items():
-                records.append(
-                    {
-                        **base,
-                        "protocol": proto,
-                        "condition": cond.name,
-                        "present": cond.present_modalities,
-                        "seed": seed,
-                        "metric": metric,
-                        "value": value,
-                    }
-                )
+        for cond in conditions(proto, prepared, seed):
+            logits = predict(model, cond.features, cond.present, batch_size=batch_size)
+            for metric, value in task_metrics(logits, labels, prepared.num_classes).items():
+                records.append({**base, "protocol": proto, "condition": cond.name,
+                                "present": cond.present_modalities, "seed": seed,
+                                "metric": metric, "value": value})  # fmt: skip
     return records
 
 
+def base_record(dataset: str, method: str, encoder: EncoderConfig | None, raw: bool) -> dict[str, Any]:
+    """The fields every record of one fitted model starts with (raw inputs add the regime)."""
+    base = {"dataset": dataset, "method": method}
+    if raw:
+        base["regime"] = (encoder or EncoderConfig()).regime
+    return base
+
+
 def run_one(
-    method: str, prepared: PreparedData, seed: int, spec: RunSpec, dataset: str
-) -> tuple[list[dict], TrainResult]:
+    method: str, prepared: PreparedData, seed: int, spec: RunSpec, dataset: str,
+    pretrained: dict[str, ModalityEncoder] | None = None,
+) -> tuple[list[dict], TrainResult]:  # fmt: skip
     """Fit one method on one prepared split and score it for the spec's task."""
     task = get_task(spec.task)
     overrides = {**spec.method_overrides, **task.method_overrides(spec.task_options)}
-    model, result = fit_method(method, prepared, seed, overrides, spec.train, spec.build)
-    base = {"dataset": dataset, "method": method}
+    model, result = fit_method(method, prepared, seed, overrides, spec.train, spec.build, spec.encoder,
+                               pretrained)  # fmt: skip
+    base = base_record(dataset, method, spec.encoder, prepared.raw)
     return task.evaluate(model, prepared, spec.protocols, seed, base, spec.task_options), result
 
 
 def run_grid(
-    data: MultimodalData,
+    data: MultimodalData | RawMultimodalData,
     spec: RunSpec,
     on_cell: Callable[[str, int, float], None] | None = None,
 ) -> list[dict]:
-    """Records for seeds x (task baselines, then methods), in that order.
+    """Records for seeds x (task baselines, then methods), in that order, for any data kind.
 
-    Raw data (`RawMultimodalData`: manifests, avmnist) trains encoders + method, see
-    `pmrfusion.train.end_to_end.run_raw_grid`.
+    Raw inputs outside the end-to-end regime pre-train their encoders once per seed, shared by
+    every method of that seed.
     """
-    spec.check()
-    if getattr(data, "task", None) == REGRESSION:
-        for m in spec.methods:
-            check_regression_method(m)
-    if not isinstance(data, MultimodalData):
-        from pmrfusion.train.end_to_end import run_raw_grid
-
-        return run_raw_grid(data, spec, on_cell)
+    spec.check_data(data)
     task = get_task(spec.task)
-    task.check(data, spec.task_options)
+    cfg = spec.encoder or EncoderConfig()
+    inputs = model_inputs(data, spec.encoder)
     records: list[dict] = []
     for seed in spec.seeds:
-        prepared = prepare(data, spec.val_fraction, seed)
+        prepared = prepare(inputs, spec.val_fraction, seed, cfg.frontend, cfg.loader)
         if task.baselines is not None:
             records.extend(task.baselines(prepared, seed, {"dataset": data.name}, spec.task_options))
+        pretrained = None
+        if prepared.raw and cfg.regime != "end-to-end":
+            pretrained = pretrain_encoders(prepared, seed, spec.train, cfg)
         for method in spec.methods:
             t0 = time.perf_counter()
-            recs, _ = run_one(method, prepared, seed, spec, data.name)
+            recs, _ = run_one(method, prepared, seed, spec, data.name, pretrained)
             records.extend(recs)
             if on_cell is not None:
                 on_cell(method, seed, time.perf_counter() - t0)
@@ -211,22 +276,20 @@ def run_grid(
 register_task(Task("classification", lambda model, prepared, protocols, seed, base, options: evaluate(
     model, prepared, protocols, seed, base)))  # fmt: skip
 
-
-def _register_builtin_tasks() -> None:
-    from pmrfusion.bench import retrieval  # noqa: F401  (registers "retrieval")
-
-
-_register_builtin_tasks()
-
 __all__ = [
     "TASKS",
     "ModelBuilder",
     "RunSpec",
     "Task",
+    "base_record",
+    "build_for",
+    "encoder_config_for",
     "evaluate",
     "fit_method",
     "get_task",
+    "model_inputs",
     "overrides_for",
+    "prepare_seed",
     "register_task",
     "run_grid",
     "run_one",

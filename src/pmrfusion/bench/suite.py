@@ -44,10 +44,9 @@ from typing import Any
 import torch
 
 from pmrfusion.bench import records as store
-from pmrfusion.bench.runner import evaluate, fit_method
+from pmrfusion.bench.runner import RunSpec, prepare_seed, run_one
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset, require_feature_vectors
-from pmrfusion.data.tensors import prepare
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import available_protocols, check_protocol
 from pmrfusion.methods import available_methods, method_config
@@ -202,11 +201,10 @@ def run_cell(cell: Cell, spec: SuiteSpec) -> dict:
     base = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed}
     try:
         data = _dataset(cell.dataset, spec.data_root)
-        prepared = prepare(data, spec.val_fraction, cell.seed)
-        model, result = fit_method(cell.method, prepared, cell.seed, spec.method_overrides, spec.train)
-        records = evaluate(
-            model, prepared, spec.protocols, cell.seed, {"dataset": data.name, "method": cell.method}
-        )
+        run = RunSpec([cell.method], spec.protocols, [cell.seed], spec.method_overrides, spec.train,
+                      spec.val_fraction)  # fmt: skip
+        prepared = prepare_seed(data, cell.seed, spec.val_fraction)
+        records, result = run_one(cell.method, prepared, cell.seed, run, data.name)
         return {
             **base,
             "status": "ok",

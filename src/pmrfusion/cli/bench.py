@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pmrfusion.bench.records import write_results
-from pmrfusion.bench.runner import RunSpec, run_grid
+from pmrfusion.bench.runner import RunSpec, encoder_config_for, run_grid
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import (
     DataRoot,
@@ -103,8 +103,6 @@ def bench(
     )
     spec.check()
     data = load_dataset(dataset, data_root)
-    from pmrfusion.train.end_to_end import encoder_config_for
-
     spec.encoder = encoder_config_for(data, encoders, regime)
     console.print(data.summary())
     for note in data.notes:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -35,8 +36,9 @@ Quiet = Annotated[bool, typer.Option(help="no progress bar")]
 
 
 def split_list(text: str) -> list[str]:
-    """'a, b,c' -> ['a', 'b', 'c']; an empty list (e.g. `--methods ""`) is an error."""
-    items = [t.strip() for t in text.split(",") if t.strip()]
+    """'a, b,c' -> ['a', 'b', 'c']; commas inside [...] stay (method variants such as
+    'sg-concat[n=8,b=0.25]'); an empty list (e.g. `--methods ""`) is an error."""
+    items = [t.strip() for t in re.split(r",(?![^\[]*\])", text) if t.strip()]
     if not items:
         raise PMRFusionError(f"empty comma-separated list: {text!r}")
     return items

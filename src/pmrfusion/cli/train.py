@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.bench.runner import evaluate, fit_method
+from pmrfusion.bench.runner import encoder_config_for
+from pmrfusion.bench.single_run import train_once
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import (
     DataRoot,
@@ -18,13 +19,9 @@ from pmrfusion.cli.options import (
     train_config,
 )
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.tensors import prepare
-from pmrfusion.eval.regression_metrics import primary_metric
 from pmrfusion.methods import method_config
 from pmrfusion.methods.base import parse_overrides
 from pmrfusion.paths import check_output_file
-from pmrfusion.train import distributed
-from pmrfusion.train.checkpoint import save_checkpoint
 from pmrfusion.train.trainer import check_seed
 
 
@@ -59,30 +56,7 @@ def train_cmd(
         check_output_file(save, "--save")
     tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout)
     data = load_dataset(dataset, data_root)
-    from pmrfusion.train.end_to_end import encoder_config_for, train_command
-
     cfg = encoder_config_for(data, encoders, regime)
-    if cfg is not None:  # raw data: encoders + method
-        console.print(train_command(data, method, seed, overrides, tc, save, cfg, dataset))
-        return
-    prepared = prepare(data, seed=seed)
-    with distributed.distributed_session() as ctx:
-        model, result = fit_method(method, prepared, seed, overrides, tc)
-        if ctx is not None and not ctx.is_main:
-            return
-        recs = evaluate(model, prepared, ["clean"], seed, {"dataset": data.name, "method": method})
-        metric = primary_metric(recs)
-        acc = next(r["value"] for r in recs if r["metric"] == metric)
-        where = f" ({ctx.world_size} processes, {ctx.device.type})" if ctx is not None else ""
-        flipped = f", {result.flipped_labels} training labels flipped" if result.flipped_labels else ""
-        console.print(
-            f"{method} on {data.name}{where}: best epoch {result.best_epoch}/{result.epochs_run}, "
-            f"val {'accuracy' if metric == 'accuracy' else 'mae'} "
-            f"{result.best_val_accuracy if metric == 'accuracy' else result.best_val_mae:.4f}, "
-            f"test {metric} {acc:.4f}{flipped}"
-        )
-        if save is not None:
-            save_checkpoint(
-                save, model, method, overrides, prepared.dims, prepared.num_classes, prepared.scaler, dataset
-            )
-            console.print(f"checkpoint written to {save}")
+    line = train_once(data, method, seed, overrides, tc, cfg, save, dataset)
+    if line:
+        console.print(line)

@@ -22,6 +22,7 @@ import numpy as np
 
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.raw import TEXT_DIM, ArraySource, RawMultimodalData
+from pmrfusion.data.text_embedders import text_embedder
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.tasks import REGRESSION
 
@@ -76,9 +77,8 @@ def load_mosi(
     features = {m: arrays[f"x_{m}"] for m in ("text", "audio", "video")}
     name, notes = "mosi", []
     if text == "minilm":
-        from pmrfusion.modules.text_encoder import embed_texts
-
-        features["text"] = embed_texts(read_transcripts(folder, len(arrays["y"])), cache_dir)
+        embed = text_embedder("minilm")
+        features["text"] = embed(read_transcripts(folder, len(arrays["y"])), cache_dir)
         name += "-minilm"
         notes.append("text: all-MiniLM-L6-v2 sentence embeddings of the transcripts (frozen)")
     elif text != "features":

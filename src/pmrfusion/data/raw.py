@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from pmrfusion.data.batching import BatchStream, loader_batches, loader_stream
 from pmrfusion.data.splits import carve_validation
 from pmrfusion.data.validation import (
     check_disjoint_splits,
@@ -299,9 +300,30 @@ class RawSplit:
         )
 
     def batches(self, loader: DataLoader) -> Iterator[Batch]:
-        for feats, labels, rows in loader:
-            present = torch.ones(len(labels), len(self.modalities), dtype=torch.bool)
-            yield Batch(feats, present, labels, rows)
+        return loader_batches(self, loader)
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.loader_settings.eval_batch_size
+
+    def subset(self, rows: np.ndarray) -> RawSplit:
+        """Some of the rows (their own labels), same modalities and loader settings."""
+        return RawSplit(self.data, rows, self.modalities, self.loader_settings)
+
+    def training_stream(
+        self, batch_size: int, seed: int, dropout: float = 0.0, absent_fill: str = "zero_feature", ctx=None
+    ) -> BatchStream:
+        """Seeded training epochs through one DataLoader (see `data.batching`); raw inputs of a
+        dropped modality are left as they are (`absent_fill` does not apply)."""
+        return loader_stream(self, batch_size, seed, dropout, ctx)
+
+    def eval_batches(self) -> Iterator[Batch]:
+        """Every row in order; the DataLoader (and its persistent workers) is kept for the next call."""
+        loader = getattr(self, "_eval_loader", None)
+        if loader is None:
+            loader = self.loader(self.loader_settings.eval_batch_size)
+            self._eval_loader = loader
+        return self.batches(loader)
 
     def materialize(self) -> dict[str, Tensor]:
         """Every row decoded and stacked (for test-time protocols on a test split)."""

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.prepared import VECTOR, PreparedData
 from pmrfusion.data.scaling import Standardizer
-from pmrfusion.data.tensors import PreparedData, TensorSplit
+from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 
 RCML_TRAIN_FRACTION = 0.8
@@ -69,9 +70,12 @@ def prepare_rcml(data: MultimodalData, run: int, scaled: dict[str, np.ndarray] |
         _split(scaled, data.labels, train_rows),
         None,
         _split(scaled, data.labels, test_rows),
-        identity_scaler(data.dims),
         data.num_classes,
         data.dims,
+        dict.fromkeys(data.modalities, VECTOR),
+        data.task,
+        data,
+        scaler=identity_scaler(data.dims),
     )
 
 

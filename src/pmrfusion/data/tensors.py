@@ -1,16 +1,21 @@
-"""Scaled tensor views of a dataset's splits, ready for training and evaluation."""
+"""`TensorSplit`: the rows of a feature-vector dataset as scaled in-memory tensors."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from pmrfusion.data.absent import absent_values
+from pmrfusion.data.batching import BatchStream, in_memory_stream
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.scaling import Standardizer
 from pmrfusion.types import Batch
+
+EVAL_BATCH_SIZE = 4096
 
 
 @dataclass
@@ -22,6 +27,7 @@ class TensorSplit:
     # feature, (0 - mean) / std of the training scaler (`Standardizer.zero_point`). None when
     # the split was built without a scaler (then only mean imputation is defined).
     absent_fill: dict[str, Tensor] | None = None
+    eval_batch_size: int = EVAL_BATCH_SIZE
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -37,30 +43,26 @@ class TensorSplit:
             {m: x[rows] for m, x in self.features.items()}, present, self.labels[rows], self.index[rows]
         )
 
+    def with_labels(self, labels: Tensor) -> TensorSplit:
+        """The same rows with other labels (label-noise training)."""
+        return TensorSplit(self.features, labels, self.index, self.absent_fill, self.eval_batch_size)
 
-@dataclass
-class PreparedData:
-    name: str
-    train: TensorSplit
-    val: TensorSplit | None
-    test: TensorSplit
-    scaler: Standardizer
-    num_classes: int
-    dims: dict[str, int]
+    def materialize(self) -> dict[str, Tensor]:
+        """Every row's features (already in memory)."""
+        return self.features
 
-    @property
-    def modalities(self) -> list[str]:
-        return list(self.dims)
+    def training_stream(
+        self, batch_size: int, seed: int, dropout: float = 0.0, absent_fill: str = "zero_feature", ctx=None
+    ) -> BatchStream:
+        """Seeded training epochs (see `data.batching`); dropped modalities fed as `absent_fill`."""
+        fill = absent_values(absent_fill, self.features, self.absent_fill) if dropout > 0 else None
+        return in_memory_stream(self, batch_size, seed, dropout, fill, ctx)
 
-    @property
-    def train_range(self) -> dict[str, tuple[Tensor, Tensor]]:
-        """Per-feature (min, max) of the scaled training rows, for salt-and-pepper and conflict."""
-        return {m: (x.amin(0), x.amax(0)) for m, x in self.train.features.items()}
-
-    @property
-    def absent_fill(self) -> dict[str, Tensor]:
-        """Per modality, the scaled features of an original-unit zero (the papers' absent value)."""
-        return {m: torch.from_numpy(v) for m, v in self.scaler.zero_point().items()}
+    def eval_batches(self) -> Iterator[Batch]:
+        """Every row in order, in chunks of `eval_batch_size`."""
+        n = len(self)
+        for s in range(0, n, self.eval_batch_size):
+            yield self.batch(torch.arange(s, min(s + self.eval_batch_size, n)))
 
 
 def to_split(data: MultimodalData, rows: np.ndarray, scaler: Standardizer) -> TensorSplit:
@@ -74,18 +76,4 @@ def to_split(data: MultimodalData, rows: np.ndarray, scaler: Standardizer) -> Te
     )
 
 
-def prepare(data: MultimodalData, val_fraction: float = 0.15, seed: int = 0) -> PreparedData:
-    """Carve a seeded validation split from train, fit scaling on train rows only, make tensors."""
-    data = data.with_validation(val_fraction, seed)
-    train_rows = data.split("train")
-    scaler = Standardizer.fit(data.features, train_rows)
-    val = to_split(data, data.splits["val"], scaler) if "val" in data.splits else None
-    return PreparedData(
-        data.name,
-        to_split(data, train_rows, scaler),
-        val,
-        to_split(data, data.split("test"), scaler),
-        scaler,
-        data.num_classes,
-        data.dims,
-    )
+__all__ = ["EVAL_BATCH_SIZE", "TensorSplit", "to_split"]

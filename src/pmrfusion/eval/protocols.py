@@ -11,6 +11,10 @@ All corruptions act on the *scaled* test features (standardised with training st
 Protocols that need statistics of the training rows (salt-and-pepper, conflict) receive them
 as `train_range`: per-modality (min, max) of each scaled feature over the training rows, see
 `PreparedData.train_range`. A protocol receives only the keyword arguments its signature names.
+
+One registry holds both implementations of a protocol: on feature vectors (this module) and on
+raw inputs (`register_protocol(name, raw=True)`, see `eval/raw_protocols.py`); `conditions(name,
+prepared, seed)` picks the one for the prepared data's kind.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from torch import Tensor
 
 from pmrfusion.data.absent import absent_values, fill_absent
+from pmrfusion.data.prepared import PreparedData
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 
@@ -47,31 +52,48 @@ CONFLICT_SIGMA = 0.5  # RCML's sigma, relative to each feature's training range 
 TrainRange = dict[str, tuple[Tensor, Tensor]]  # modality -> (min, max) per feature, training rows
 
 
-def register_protocol(name: str):
+_RAW_PROTOCOLS: dict[str, Protocol] = {}  # (test inputs, kinds, stats, seed) -> conditions
+
+
+def register_protocol(name: str, raw: bool = False):
+    """Register a protocol's implementation on feature vectors (or, with `raw`, on raw inputs)."""
+
     def deco(fn: Protocol) -> Protocol:
-        _PROTOCOLS[name] = fn
+        (_RAW_PROTOCOLS if raw else _PROTOCOLS)[name] = fn
         return fn
 
     return deco
 
 
-def available_protocols() -> list[str]:
-    return list(_PROTOCOLS)
+def available_protocols(raw: bool = False) -> list[str]:
+    """Registered protocol names (with `raw`, those defined on raw inputs)."""
+    return list(_RAW_PROTOCOLS if raw else _PROTOCOLS)
 
 
-def check_protocol(protocol: str) -> None:
+def check_protocol(protocol: str, raw: bool = False) -> None:
+    """An unknown protocol (or, with `raw`, one not defined on raw inputs) is one error line."""
     if protocol not in _PROTOCOLS:
         raise PMRFusionError(f"unknown protocol '{protocol}': use one of {', '.join(_PROTOCOLS)}")
+    if raw and protocol not in _RAW_PROTOCOLS:
+        raise PMRFusionError(
+            f"protocol '{protocol}' is not defined on raw inputs: use one of {', '.join(_RAW_PROTOCOLS)}"
+        )
 
 
 def conditions(
-    protocol: str, test: TensorSplit, seed: int, train_range: TrainRange | None = None
+    protocol: str, test: TensorSplit | PreparedData, seed: int, train_range: TrainRange | None = None
 ) -> Iterator[Condition]:
     """The named conditions of `protocol` on the test split, seeded.
 
-    `train_range` (per-feature min/max of the scaled training rows) is passed to the
-    protocols that take it; salt-and-pepper and conflict need it.
+    `test` is prepared data of either kind (its test split, with the training statistics the
+    protocol needs) or a feature-vector `TensorSplit`; then `train_range` (per-feature min/max of
+    the scaled training rows) is passed to the protocols that take it (salt-and-pepper, conflict).
     """
+    if isinstance(test, PreparedData):
+        if test.raw:
+            check_protocol(protocol, raw=True)
+            return _RAW_PROTOCOLS[protocol](test.test_inputs(), test.kinds, test.stats, seed)
+        test, train_range = test.test, test.train_range
     check_protocol(protocol)
     fn = _PROTOCOLS[protocol]
     context = {"train_range": train_range}

@@ -19,14 +19,15 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import (
     GAUSSIAN_EPS,
     SALT_PEPPER_EPS,
     Condition,
+    check_protocol,
     corrupt_mask,
     generator,
     missing_subsets,
+    register_protocol,
     salt_pepper_mask,
     subset_name,
 )
@@ -36,10 +37,7 @@ RAW_PROTOCOLS = ("clean", "missing", "gaussian", "salt_pepper")
 
 
 def check_raw_protocol(protocol: str) -> None:
-    if protocol not in RAW_PROTOCOLS:
-        raise PMRFusionError(
-            f"protocol '{protocol}' is not defined on raw inputs: use one of {', '.join(RAW_PROTOCOLS)}"
-        )
+    check_protocol(protocol, raw=True)
 
 
 def _cell(mask: Tensor, i: int, x: Tensor) -> Tensor:
@@ -100,5 +98,14 @@ def raw_conditions(
                 feats[m] = torch.where(hit, value, flat).reshape(x.shape)
             yield Condition("salt_pepper", f"salt_pepper:{eps:g}", feats, _all(n, len(mods)), mods)
 
+
+def _register(name: str) -> None:
+    @register_protocol(name, raw=True)
+    def conditions_of(features, kinds, stats, seed):
+        return raw_conditions(name, features, kinds, stats, seed)
+
+
+for _name in RAW_PROTOCOLS:
+    _register(_name)
 
 __all__ = ["RAW_PROTOCOLS", "check_raw_protocol", "raw_conditions"]

@@ -17,7 +17,6 @@ from torch import Tensor, nn
 
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.optim import OptimizerSpec
-from pmrfusion.tasks import check_regression_method
 from pmrfusion.types import Batch, ModelOutput
 
 
@@ -66,16 +65,31 @@ class MethodSpec:
     config_cls: type
     builder: Callable[[dict[str, int], int, Any], FusionModel]
     description: str
+    # why the method has no regression form (None: it regresses with num_classes=1)
+    classification_only: str | None = None
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, config_cls: type, description: str):
-    """Decorator: register `builder(dims, num_classes, config) -> FusionModel` under `name`."""
+def register_method(name: str, config_cls: type, description: str, classification_only: str | None = None):
+    """Decorator: register `builder(dims, num_classes, config) -> FusionModel` under `name`.
+
+    The method's facts are declared here: `classification_only` says why it cannot regress (its
+    fusion weights or losses need class probabilities). Every int / float option must have an
+    allowed range (`field(metadata={"range": ...})` or a shared `OPTION_RANGES` entry): a numeric
+    option without one is an error at registration, not an unchecked value later.
+    """
+    unranged = [
+        f.name for f in dataclasses.fields(config_cls)
+        if _option_types(config_cls)[f.name] in (int, float)
+        and "range" not in f.metadata and f.name not in OPTION_RANGES
+    ]  # fmt: skip
+    if unranged:
+        raise TypeError(f"method '{name}': numeric options {unranged} declare no allowed range")
 
     def deco(builder):
-        _REGISTRY[name] = MethodSpec(name, config_cls, builder, description)
+        _REGISTRY[name] = MethodSpec(name, config_cls, builder, description, classification_only)
         return builder
 
     return deco
@@ -89,6 +103,9 @@ def available_methods() -> dict[str, MethodSpec]:
 # A config field may override its entry with `field(metadata={"range": (...)})`; a config class
 # may add its own checks in a `validate(self)` method (raise PMRFusionError).
 WIDTH = {"range": (1, math.inf, True, True)}  # metadata of a `hidden` that is a layer width
+REAL = {"range": (-math.inf, math.inf, False, False)}  # any finite number
+NONNEGATIVE = {"range": (0.0, math.inf, True, False)}
+SEED = {"range": (0, 2**32 - 1, True, True)}
 OPTION_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "dropout": (0.0, 1.0, True, False),
     "n": (1, math.inf, True, True),
@@ -213,9 +230,7 @@ def parse_option(method: str, key: str, text: str) -> Any:
 def parse_overrides(methods: Iterable[str], items: Iterable[str]) -> dict[str, Any]:
     """`--set key=value` items -> overrides, each typed and checked for every selected method
     that has the option; a key no selected method has is an error."""
-    methods = list(methods)
-    for m in methods:
-        _spec(m)
+    methods = [parse_variant(m)[0] for m in methods]
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -250,6 +265,46 @@ def method_config(name: str, **config: Any):
     if callable(validate):
         validate()
     return cfg
+
+
+def method_options(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The subset of `overrides` (shared by several methods) that `method`'s config accepts."""
+    fields = {f.name for f in dataclasses.fields(_spec(method).config_cls)}
+    return {k: v for k, v in overrides.items() if k in fields}
+
+
+def parse_variant(name: str) -> tuple[str, dict[str, Any]]:
+    """A method variant 'sg-concat[pmr_optimizer=sgd,n=8]' -> ('sg-concat', typed options); a plain
+    name -> (name, {}). Each option is parsed and checked like `--set` for that method."""
+    if not name.endswith("]") or "[" not in name:
+        if "[" in name or "]" in name:
+            raise PMRFusionError(f"method variant {name!r}: write name[key=value,...]")
+        _spec(name)
+        return name, {}
+    base, body = name[:-1].split("[", 1)
+    _spec(base)
+    options: dict[str, Any] = {}
+    for item in filter(None, (i.strip() for i in body.split(","))):
+        if "=" not in item:
+            raise PMRFusionError(f"method variant {name!r}: expected key=value, got '{item}'")
+        key, text = (t.strip() for t in item.split("=", 1))
+        if key not in _option_types(_spec(base).config_cls):
+            raise PMRFusionError(f"method variant {name!r}: '{base}' has no option '{key}'")
+        options[key] = parse_option(base, key, text)
+    method_config(base, **options)
+    return base, options
+
+
+def check_regression_method(name: str) -> None:
+    """One clear line, before any training, when method `name` has no regression form."""
+    why = _spec(name).classification_only
+    if why:
+        raise PMRFusionError(f"method '{name}' does not support regression: {why}")
+
+
+def classification_only_methods() -> dict[str, str]:
+    """Method -> why it cannot regress, for every registered classification-only method."""
+    return {n: s.classification_only for n, s in _REGISTRY.items() if s.classification_only}
 
 
 # Parameters x bytes that training needs per parameter (weights, gradients, two Adam moments).
@@ -363,11 +418,15 @@ __all__ = [
     "build_method",
     "check_dims",
     "check_model_size",
+    "check_regression_method",
+    "classification_only_methods",
     "check_option",
     "estimate_parameters",
     "method_config",
+    "method_options",
     "parse_option",
     "parse_overrides",
+    "parse_variant",
     "register_method",
     "zero_absent",
 ]

@@ -233,7 +233,8 @@ def _misa(dims, num_classes, cfg):
 
 
 @register_method(
-    "drfuse", DrFuseConfig, "DrFuse: shared/distinct parts, class-wise attention over modalities"
+    "drfuse", DrFuseConfig, "DrFuse: shared/distinct parts, class-wise attention over modalities",
+    classification_only="its class-wise attention and per-view predictions need class logits",
 )
 def _drfuse(dims, num_classes, cfg):
     return DrFuse(dims, num_classes, cfg)

@@ -148,12 +148,21 @@ def evidential_predict(model: FusionModel, features: dict[str, Tensor], present:
     return out.logits, out.uncertainty
 
 
-@register_method("tmc", EvidentialConfig, "TMC: per-view Dirichlet evidence, Dempster-Shafer combination")
+EVIDENTIAL_ONLY = "its opinions are Dirichlet distributions over classes (evidential loss)"
+
+
+@register_method(
+    "tmc", EvidentialConfig, "TMC: per-view Dirichlet evidence, Dempster-Shafer combination",
+    classification_only=EVIDENTIAL_ONLY,
+)
 def _tmc(dims, num_classes, cfg):
     return TMC(dims, num_classes, cfg)
 
 
-@register_method("ecml", EvidentialConfig, "ECML (RCML): averaged view evidence + conflictive degree loss")
+@register_method(
+    "ecml", EvidentialConfig, "ECML (RCML): averaged view evidence + conflictive degree loss",
+    classification_only=EVIDENTIAL_ONLY,
+)
 def _ecml(dims, num_classes, cfg):
     return ECML(dims, num_classes, cfg)
 

@@ -33,7 +33,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods.base import WIDTH, Batch, FusionModel, ModelOutput, register_method
+from pmrfusion.methods.base import (
+    NONNEGATIVE,
+    REAL,
+    SEED,
+    WIDTH,
+    Batch,
+    FusionModel,
+    ModelOutput,
+    register_method,
+)
 from pmrfusion.modules.confidence import ConfidNet, energy_weights, pdf_weights, tcp_l1
 from pmrfusion.modules.loss_history import LossHistory
 from pmrfusion.objectives.qmf_ranking import check_ranking_mode, history_ranking_loss
@@ -42,8 +51,9 @@ from pmrfusion.objectives.wasserstein import SpectralRIP, coherence_loss, inform
 
 @dataclass
 class IIDConfig:
-    alpha: float = 0.1  # weight of L_ic
-    beta: float = 0.1  # weight of L_dc (normalised cost: O(1); see objectives.wasserstein)
+    alpha: float = field(default=0.1, metadata=NONNEGATIVE)  # weight of L_ic
+    # weight of L_dc (normalised cost: O(1); see objectives.wasserstein)
+    beta: float = field(default=0.1, metadata=NONNEGATIVE)
     ic: bool = True
     dc: bool = True
     d1: int = 16  # frequencies kept after the FFT
@@ -52,15 +62,15 @@ class IIDConfig:
     hidden: int = field(default=256, metadata=WIDTH)
     dropout: float = 0.2
     blur: float = 0.05
-    reach: float = 1.0  # marginal relaxation (unbalanced OT); <= 0 means balanced
-    seed: int = 0  # seed of the fixed RIP projection
+    reach: float = field(default=1.0, metadata=REAL)  # unbalanced-OT marginal relaxation; <= 0: balanced
+    seed: int = field(default=0, metadata=SEED)  # seed of the fixed RIP projection
     # iid-q / iid-p: weight of sum_m CE(g(z_m), y), the per-modality task loss that QMF's and
     # PDF's weights are built on (both train their unimodal classifiers with it, weight 1).
     # 0 = the old behaviour (unimodal logits pushed only by L_ic). Not used by iid-l.
     unimodal_weight: float = 1.0
     # iid-q
-    q_alpha: float = -0.1
-    q_beta: float = 0.0
+    q_alpha: float = field(default=-0.1, metadata=REAL)
+    q_beta: float = field(default=0.0, metadata=REAL)
     rank_lam: float = 0.1
     rank_mode: str = "code"
     history_size: int = 0
@@ -184,12 +194,15 @@ def _builder(weighting: str):
     return build
 
 
-register_method("iid-l", IIDConfig, "IID intermediate fusion, static learned weights + L_ic + L_dc")(
-    _builder("static")
-)
-register_method("iid-q", IIDConfig, "IID intermediate fusion, QMF energy weights + L_ic + L_dc")(
-    _builder("qmf")
-)
-register_method("iid-p", IIDConfig, "IID intermediate fusion, PDF co-belief weights + L_ic + L_dc")(
-    _builder("pdf")
-)
+register_method(
+    "iid-l", IIDConfig, "IID intermediate fusion, static learned weights + L_ic + L_dc",
+    classification_only="its informatic constraint is a cross-entropy on class logits",
+)(_builder("static"))
+register_method(
+    "iid-q", IIDConfig, "IID intermediate fusion, QMF energy weights + L_ic + L_dc",
+    classification_only="its weights and informatic constraint use class probabilities",
+)(_builder("qmf"))
+register_method(
+    "iid-p", IIDConfig, "IID intermediate fusion, PDF co-belief weights + L_ic + L_dc",
+    classification_only="its weights and informatic constraint use class probabilities",
+)(_builder("pdf"))

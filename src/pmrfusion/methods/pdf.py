@@ -101,6 +101,9 @@ class PDF(FusionModel):
         return {**output.aux_losses, "unimodal": uni, "tcp": tcp}
 
 
-@register_method("pdf", PDFConfig, "PDF: predictive dynamic fusion (TCP + holo co-belief weights)")
+@register_method(
+    "pdf", PDFConfig, "PDF: predictive dynamic fusion (TCP + holo co-belief weights)",
+    classification_only="its confidence target is the softmax probability of the true class",
+)
 def _pdf(dims, num_classes, cfg: PDFConfig):
     return PDF(dims, num_classes, cfg)

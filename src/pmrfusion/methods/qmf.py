@@ -26,12 +26,12 @@ logit norm), see notes-peers 2.5; the benchmark reports this honestly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pmrfusion.methods.base import Batch, FusionModel, ModelOutput, register_method
+from pmrfusion.methods.base import REAL, Batch, FusionModel, ModelOutput, register_method
 from pmrfusion.modules.confidence import energy_weights
 from pmrfusion.modules.heads import MLPHead
 from pmrfusion.modules.loss_history import LossHistory
@@ -42,8 +42,8 @@ from pmrfusion.objectives.qmf_ranking import check_ranking_mode, history_ranking
 class QMFConfig:
     mode: str = "code"  # "paper" | "code"
     lam: float = 0.1  # ranking regulariser weight: paper 0.1 (RGB-D code 0.1 / 1); lam=1.0 = text-image code
-    alpha: float = -0.1  # w = alpha * Energy + beta; alpha < 0 (eq. 9)
-    beta: float = 0.0
+    alpha: float = field(default=-0.1, metadata=REAL)  # w = alpha * Energy + beta; alpha < 0 (eq. 9)
+    beta: float = field(default=0.0, metadata=REAL)
     temperature: float = 1.0
     history_size: int = 0  # rows in the history buffers; 0 = grow on demand
     hidden: int = 256
@@ -88,6 +88,10 @@ class QMF(FusionModel):
         return {**output.aux_losses, "unimodal": uni, "rank": rank}
 
 
-@register_method("qmf", QMFConfig, "QMF: energy-weighted late fusion + history ranking (mode paper|code)")
+@register_method(
+    "qmf", QMFConfig, "QMF: energy-weighted late fusion + history ranking (mode paper|code)",
+    classification_only="its energy confidence is a log-sum-exp over class logits and its ranking loss uses "
+    "per-sample CE",
+)
 def _qmf(dims, num_classes, cfg: QMFConfig):
     return QMF(dims, num_classes, cfg)

@@ -1,12 +1,8 @@
-"""Encoders + a registered fusion method = one `FusionModel` over raw inputs.
+"""Per-modality encoders for raw inputs: front-end + backbone, chosen by name, with their settings.
 
-`build_model(encoders, method, num_classes, **method_cfg)` builds the method on the encoders'
-output widths; its forward is `forward(raw_inputs, present) -> ModelOutput`: each encoder maps
-its raw input to V_m, absent modalities get V_m = 0 (the papers' protocol) and the method
-fuses the V_m with `present` as usual. Encoder parameters form their own optimizer group
-("encoders", AdamW); the pretrained weights of an encoder that has them (`pretrained_parameters()`,
-e.g. MiniLM's BERT) form the group "pretrained" when a `pretrained_optimizer` is given (a fine-tuning
-learning rate); a method's own groups (e.g. PMR's "pmr") stay as they are.
+`EncoderConfig` says which encoder each modality gets, how wide, and the training regime;
+`default_encoders` builds them (front-end statistics from the training rows). Composing them with
+a fusion method into one model is `pmrfusion.methods.encoded.build_model`.
 
 Which encoder a modality gets (`encoder_names`): the one asked for (`--encoders m=name`), else the
 dataset's default for it (`RawMultimodalData.encoder_defaults`), else its kind's default. A text
@@ -15,11 +11,12 @@ modality whose encoder takes tokens (`minilm`) is tokenised at decode time (`wit
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from torch import Tensor, nn
 
-from pmrfusion.data.raw import RawMultimodalData, RawSplit
+from pmrfusion.data.raw import LoaderSettings, RawMultimodalData, RawSplit
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods.base import Batch, FusionModel, build_method, zero_absent
 from pmrfusion.modules.encoders import (
     DEFAULT_ENCODER,
     DEFAULT_OUT_DIM,
@@ -29,8 +26,6 @@ from pmrfusion.modules.encoders import (
     encoder_spec,
 )
 from pmrfusion.modules.frontends import FrontendConfig, ModalityStats, build_frontend, fit_stats
-from pmrfusion.optim import OptimizerSpec
-from pmrfusion.types import ModelOutput
 
 
 class ModalityEncoder(nn.Module):
@@ -58,120 +53,32 @@ def split_pretrained(modules) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     return pre, [p for e in modules for p in e.parameters() if id(p) not in ids]
 
 
-class EncodedFusion(FusionModel):
-    """A fusion method on top of per-modality encoders (see module docstring)."""
-
-    def __init__(
-        self,
-        encoders: dict[str, nn.Module],
-        method: FusionModel,
-        encoder_optimizer: OptimizerSpec,
-        pretrained_optimizer: OptimizerSpec | None = None,
-    ):
-        super().__init__(method.modalities)
-        self.encoders = nn.ModuleDict(encoders)
-        self.method = method
-        self.loss_weights = method.loss_weights
-        self.default_group_optimizers = {**method.default_group_optimizers, "encoders": encoder_optimizer}
-        pre, rest = split_pretrained(self.encoders.values())
-        self.split_pretrained = bool(pre) and pretrained_optimizer is not None
-        if self.split_pretrained:
-            self.default_group_optimizers["pretrained"] = pretrained_optimizer
-            if not rest:
-                self.default_group_optimizers.pop("encoders")
-        self.frozen = False
-        self._encoded: dict[str, Tensor] = {}
-
-    def encode(self, raw: dict[str, Tensor], present: Tensor | None) -> dict[str, Tensor]:
-        views = self.views(raw)
-        v = {m: self.encoders[m](x) for m, x in zip(self.modalities, views)}
-        return zero_absent(v, present, self.modalities)
-
-    def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
-        encoded = self.encode(features, present)
-        self._encoded = encoded
-        return self.method(encoded, present)
-
-    def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
-        enc = Batch(self._encoded, batch.present, batch.labels, batch.index)
-        return self.method.auxiliary_losses(output, enc)
-
-    def task_loss(self, output: ModelOutput, batch: Batch) -> Tensor:
-        return self.method.task_loss(output, batch)
-
-    def on_epoch_start(self, epoch: int) -> None:
-        self.method.on_epoch_start(epoch)
-
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        groups = dict(self.method.optimizer_groups())
-        if self.frozen:
-            return groups
-        if not self.split_pretrained:
-            groups["encoders"] = list(self.encoders.parameters())
-            return groups
-        pre, rest = split_pretrained(self.encoders.values())
-        groups["pretrained"] = pre
-        if rest:
-            groups["encoders"] = rest
-        return groups
-
-    def freeze_encoders(self) -> None:
-        """Fix the encoders (the `frozen` regime): no gradients, eval mode, no optimizer group."""
-        self.frozen = True
-        self.default_group_optimizers.pop("encoders", None)
-        self.default_group_optimizers.pop("pretrained", None)
-        for p in self.encoders.parameters():
-            p.requires_grad_(False)
-        self.encoders.eval()
-
-    def train(self, mode: bool = True) -> EncodedFusion:
-        super().train(mode)
-        if self.frozen:
-            self.encoders.eval()
-        return self
+REGIMES = ("end-to-end", "frozen", "finetune")
 
 
-class UnimodalClassifier(FusionModel):
-    """One encoder and a linear head: unimodal pre-training and unimodal baselines."""
+@dataclass
+class EncoderConfig:
+    """Which encoders, how wide, and the regime; defaults follow each modality's kind.
 
-    def __init__(
-        self,
-        modality: str,
-        encoder: nn.Module,
-        num_classes: int,
-        pretrained_optimizer: OptimizerSpec | None = None,
-    ):
-        super().__init__([modality])
-        self.encoder = encoder
-        self.head = nn.Linear(encoder.out_dim, num_classes)
-        if pretrained_optimizer is not None and split_pretrained([encoder])[0]:
-            self.default_group_optimizers["pretrained"] = pretrained_optimizer
+    Regimes (PMR section 4): `end-to-end` trains encoders jointly with the fusion method;
+    `frozen` first trains each encoder alone with a linear head on its modality, then fixes it
+    while the fusion trains; `finetune` does the same pre-training, then trains everything.
+    """
 
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        pre = split_pretrained([self.encoder])[0]
-        return {"pretrained": pre} if pre else {}
+    regime: str = "end-to-end"
+    encoders: dict[str, str] = field(default_factory=dict)  # modality -> registered encoder
+    out_dims: dict[str, int] | None = None
+    widths: dict[str, int] | None = None
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    loader: LoaderSettings = field(default_factory=LoaderSettings)
+    encoder_lr: float | None = None  # None: TrainConfig.lr
+    pretrained_lr: float = 5e-5  # AdamW learning rate of pretrained weights (MiniLM's BERT) when fine-tuned
+    pretrain_epochs: int | None = None  # None: TrainConfig.epochs
+    max_length: int = 128  # tokens per text for token encoders (minilm); padding is trimmed per batch
 
-    def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
-        return ModelOutput(self.head(self.encoder(features[self.modalities[0]])))
-
-
-def build_model(
-    encoders: dict[str, nn.Module],
-    method: str,
-    num_classes: int,
-    encoder_optimizer: OptimizerSpec | None = None,
-    pretrained_optimizer: OptimizerSpec | None = None,
-    **method_cfg,
-) -> EncodedFusion:
-    """Compose `encoders` (modality -> module with `out_dim`) with registered `method`;
-    `pretrained_optimizer` trains the encoders' pretrained weights (default: with the others)."""
-    bad = [m for m, e in encoders.items() if not hasattr(e, "out_dim")]
-    if bad:
-        raise PMRFusionError(f"encoders {bad} have no 'out_dim' attribute")
-    dims = {m: int(e.out_dim) for m, e in encoders.items()}
-    fusion = build_method(method, dims, num_classes, **method_cfg)
-    enc_opt = encoder_optimizer or OptimizerSpec("adamw", 1e-3, 0.9, 1e-4)
-    return EncodedFusion(encoders, fusion, enc_opt, pretrained_optimizer)
+    def __post_init__(self) -> None:
+        if self.regime not in REGIMES:
+            raise PMRFusionError(f"unknown regime '{self.regime}': use one of {', '.join(REGIMES)}")
 
 
 def parse_encoder_spec(text: str | None) -> dict[str, str]:
@@ -245,7 +152,7 @@ def default_encoders(
         if kind == "text" and "text" not in encoder_spec(name).kinds:
             raise PMRFusionError(
                 f"modality '{m}' is raw text and encoder '{name}' takes tokens: tokenise it first "
-                "(prepare_raw does; or composition.with_encoder_inputs)"
+                "(with_encoder_inputs does it; the runner calls it)"
             )
         fe = build_frontend(kind, data.shapes[m], stats[m], frontend)
         dim = (out_dims or {}).get(m, DEFAULT_OUT_DIM[kind])
@@ -255,10 +162,10 @@ def default_encoders(
 
 
 __all__ = [
-    "EncodedFusion",
+    "REGIMES",
+    "EncoderConfig",
     "ModalityEncoder",
-    "UnimodalClassifier",
-    "build_model",
+    "split_pretrained",
     "default_encoders",
     "encoder_names",
     "parse_encoder_spec",

@@ -9,7 +9,7 @@ over token ids, fine-tuned; the `text` extra). Register more with
 An encoder of kind "tokens" names a `tokenizer(max_length)` factory: a text modality whose encoder
 is such an encoder is tokenised with it at decode time (`composition.with_encoder_inputs`).
 `pretrained=True` marks an encoder that starts from trained weights: the `frozen` / `finetune`
-regimes use those weights instead of a unimodal pre-training (`train.end_to_end`). `requires`
+regimes use those weights instead of a unimodal pre-training (`train.regimes`). `requires`
 raises one clear error when an optional dependency is missing, before any data is decoded.
 """
 

@@ -12,27 +12,18 @@ Statistics come from `fit_stats` over (a seeded subset of) the training rows onl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pmrfusion.data.raw import RawSplit
-
-EPS = 1e-8
-
-
-@dataclass
-class ModalityStats:
-    """Training-row statistics of one modality (scalars for image/audio, vectors for arrays)."""
-
-    mean: Tensor
-    std: Tensor
-    low: float = 0.0  # min / max of the raw values (salt-and-pepper)
-    high: float = 0.0
-    spec_mean: Tensor | None = None  # audio: log-spectrogram mean / std per (freq, time) cell
-    spec_std: Tensor | None = None
+from pmrfusion.data.statistics import (
+    EPS,
+    FrontendConfig,
+    ModalityStats,
+    fit_stats,
+    log_spectrogram,
+    sample_batches,
+    spectrogram_hop,
+)
 
 
 class ImageFrontend(nn.Module):
@@ -52,14 +43,12 @@ class LogSpectrogram(nn.Module):
     def __init__(self, length: int, n_fft: int = 256, size: tuple[int, int] = (32, 32)):
         super().__init__()
         self.n_fft = n_fft
-        self.hop = max(1, length // size[1])
+        self.hop = spectrogram_hop(length, size)
         self.size = tuple(size)
         self.register_buffer("window", torch.hann_window(n_fft))
 
     def forward(self, wave: Tensor) -> Tensor:
-        spec = torch.stft(wave.float(), self.n_fft, self.hop, window=self.window, return_complex=True).abs()
-        spec = F.adaptive_avg_pool2d(spec.unsqueeze(1), self.size)
-        return torch.log(spec + EPS)
+        return log_spectrogram(wave, self.n_fft, self.hop, self.window, self.size)
 
 
 class AudioFrontend(nn.Module):
@@ -96,46 +85,6 @@ class VectorFrontend(nn.Module):
         return (x.float().flatten(1) - self.mean) / self.std
 
 
-@dataclass
-class FrontendConfig:
-    spectrogram_size: tuple[int, int] = (32, 32)
-    n_fft: int = 256
-    max_rows: int = 2048  # training rows used for the statistics
-
-
-def sample_batches(split: RawSplit, max_rows: int, seed: int = 0):
-    """Seeded subset of at most `max_rows` rows of `split`, decoded through its DataLoader."""
-    g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(len(split), generator=g)[:max_rows].sort().values.numpy()
-    sub = RawSplit(split.data, split.rows[pick], split.modalities, split.loader_settings)
-    return sub.batches(sub.loader(split.loader_settings.eval_batch_size))
-
-
-def fit_stats(split: RawSplit, cfg: FrontendConfig | None = None) -> dict[str, ModalityStats]:
-    """Per-modality statistics of the training rows (audio: waveform and log-spectrogram)."""
-    cfg = cfg or FrontendConfig()
-    kinds = split.data.kinds
-    no_stats = ModalityStats(torch.zeros(()), torch.ones(()))
-    stats = {m: no_stats for m in split.modalities if kinds[m] == "tokens"}
-    acc: dict[str, list[Tensor]] = {m: [] for m in split.modalities if m not in stats}
-    if acc:
-        for batch in sample_batches(split.only(list(acc)), cfg.max_rows):
-            for m, x in batch.features.items():
-                acc[m].append(x.float())
-    for m, parts in acc.items():
-        x = torch.cat(parts)
-        if kinds[m] in ("image", "audio"):
-            s = ModalityStats(x.mean(), x.std(), float(x.min()), float(x.max()))
-            if kinds[m] == "audio":
-                spec = LogSpectrogram(x.shape[1], cfg.n_fft, cfg.spectrogram_size)(x)
-                s.spec_mean, s.spec_std = spec.mean(0), spec.std(0)
-            stats[m] = s
-        else:
-            flat = x.flatten(1)
-            stats[m] = ModalityStats(flat.mean(0), flat.std(0), float(flat.min()), float(flat.max()))
-    return {m: stats[m] for m in split.modalities}
-
-
 def build_frontend(
     kind: str, shape: tuple[int, ...], stats: ModalityStats, cfg: FrontendConfig | None = None
 ) -> nn.Module:
@@ -160,4 +109,5 @@ __all__ = [
     "VectorFrontend",
     "build_frontend",
     "fit_stats",
+    "sample_batches",
 ]

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pmrfusion.data.text_embedders import register_text_embedder
 from pmrfusion.errors import PMRFusionError
 
 MINILM_PACKAGE = "all_minilm_l6_v2"
@@ -278,6 +279,8 @@ def embed_texts(
     os.replace(tmp, path)
     return out
 
+
+register_text_embedder("minilm", lambda texts, cache_dir=None: embed_texts(texts, cache_dir))
 
 __all__ = [
     "INSTALL_HINT",

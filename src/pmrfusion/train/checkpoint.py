@@ -1,19 +1,40 @@
-"""Checkpoints: tensors and plain metadata only (loaded with `weights_only=True`), never a pickled model."""
+"""Checkpoints: tensors and plain metadata only (loaded with `weights_only=True`), never a pickled model.
+
+Two formats, one module: a feature-vector model (`pmrfusion-checkpoint-1`: state dict, method,
+config, dims and the data scaling) and encoders + fusion trained on raw data
+(`pmrfusion-raw-checkpoint-1`: besides the state dict, which holds the front-ends' normalisation
+buffers, each modality's kind, decoded shape, encoder name, output dim and width, the front-end
+settings, and the training rows' statistics that the noise protocols scale by).
+`save_trained` and `load_for_evaluation` take either, from prepared data of either kind.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.prepared import PreparedData, prepare, rescaled
+from pmrfusion.data.raw import KINDS, RawMultimodalData
 from pmrfusion.data.scaling import Standardizer
+from pmrfusion.data.statistics import FrontendConfig, ModalityStats
 from pmrfusion.data.validation import check_modality_name
 from pmrfusion.errors import PMRFusionError, first_line
 from pmrfusion.methods.base import FusionModel, build_method, check_dims, method_config
+from pmrfusion.methods.encoded import EncodedFusion, build_model
+from pmrfusion.modules.composition import (
+    EncoderConfig,
+    default_encoders,
+    encoder_names,
+    with_encoder_inputs,
+)
+from pmrfusion.modules.encoders import DEFAULT_WIDTH, available_encoders
 from pmrfusion.paths import atomic_write
 
 FORMAT = "pmrfusion-checkpoint-1"
@@ -156,3 +177,209 @@ def check_outputs_match(num_classes: int, trained: int) -> None:
 
 def _outputs(num_classes: int) -> str:
     return "regression targets" if int(num_classes) == 1 else f"{num_classes} classes"
+
+
+RAW_FORMAT = "pmrfusion-raw-checkpoint-1"
+RAW_REQUIRED_KEYS = ("method", "config", "dataset", "num_classes", "modalities", "frontend", "state_dict")
+STAT_FIELDS = ("mean", "std", "spec_mean", "spec_std")
+
+
+def save_raw_checkpoint(
+    path: str | os.PathLike,
+    model: EncodedFusion,
+    method: str,
+    config: dict[str, Any],
+    data: RawMultimodalData,
+    encoders: dict[str, str],
+    widths: dict[str, int] | None,
+    frontend: FrontendConfig,
+    stats: dict[str, ModalityStats],
+    dataset: str,
+    max_length: int,
+) -> None:
+    """Write the model and everything `load_raw_checkpoint` needs to rebuild it, atomically."""
+    modalities = {}
+    for m in data.modalities:
+        s = stats[m]
+        modalities[m] = {
+            "kind": data.kinds[m],
+            "shape": [int(v) for v in data.shapes[m]],
+            "encoder": encoders[m],
+            "out_dim": int(model.encoders[m].out_dim),
+            "width": int((widths or {}).get(m, DEFAULT_WIDTH.get(encoders[m], 32))),
+            "low": float(s.low),
+            "high": float(s.high),
+            "stats": {f: getattr(s, f).detach().cpu() for f in STAT_FIELDS if getattr(s, f) is not None},
+        }
+    payload = {
+        "format": RAW_FORMAT,
+        "method": method,
+        "config": dataclasses.asdict(method_config(method, **config)),
+        "dataset": dataset,
+        "num_classes": int(data.num_classes),
+        "task": data.task,
+        "max_length": int(max_length),
+        "modalities": modalities,
+        "frontend": {"spectrogram_size": list(frontend.spectrogram_size), "n_fft": int(frontend.n_fft)},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    atomic_write(Path(path), lambda fh: torch.save(payload, fh))
+
+
+def is_raw_checkpoint(path: str | os.PathLike) -> bool:
+    """True if `path` holds a raw-data checkpoint (read with `weights_only=True`)."""
+    return read_payload(Path(path)).get("format") == RAW_FORMAT
+
+
+def _check_metadata(p: dict[str, Any], where: str) -> None:
+    """Type and range of every metadata field, before anything is built from it."""
+    absent = [k for k in RAW_REQUIRED_KEYS if k not in p]
+    if absent:
+        raise PMRFusionError(f"{where} is incomplete: missing {', '.join(absent)}")
+    check_common_metadata(p, where)
+    k = p["num_classes"]
+    if isinstance(k, bool) or not isinstance(k, int) or not (k == 1 or 2 <= k <= 1_000_000):
+        raise PMRFusionError(f"{where}: num_classes must be 1 (regression) or 2..1e6, got {k!r}")
+    mods = p["modalities"]
+    if not isinstance(mods, dict) or len(mods) < 2:
+        raise PMRFusionError(f"{where}: needs at least 2 modalities")
+    encoders = available_encoders()
+    for m, spec in mods.items():
+        check_modality_name(p["dataset"], m)
+        if not isinstance(spec, dict) or spec.get("kind") not in KINDS or spec.get("encoder") not in encoders:
+            raise PMRFusionError(f"{where}: modality '{m}' has an unknown kind or encoder")
+        shape, out_dim, width = spec.get("shape"), spec.get("out_dim"), spec.get("width")
+        if not _ints(shape, 10**7):
+            raise PMRFusionError(f"{where}: modality '{m}' has a bad shape {shape!r}")
+        for name, v in (("out_dim", out_dim), ("width", width)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 65536:
+                raise PMRFusionError(f"{where}: modality '{m}' has a bad {name} {v!r}")
+        stats = spec.get("stats")
+        if not isinstance(stats, dict) or not {"mean", "std"} <= set(stats):
+            raise PMRFusionError(f"{where}: modality '{m}' lacks its training statistics")
+        for name, t in stats.items():
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point() or not torch.isfinite(t).all():
+                raise PMRFusionError(f"{where}: statistic '{m}.{name}' must hold finite real numbers")
+    fe = p["frontend"] if isinstance(p["frontend"], dict) else {}
+    size, n_fft = fe.get("spectrogram_size"), fe.get("n_fft")
+    if not _ints(size, 4096) or len(size) != 2:
+        raise PMRFusionError(f"{where}: bad front-end spectrogram size {size!r}")
+    if isinstance(n_fft, bool) or not isinstance(n_fft, int) or not 2 <= n_fft <= 65536:
+        raise PMRFusionError(f"{where}: bad front-end n_fft {n_fft!r}")
+
+
+def _ints(values: Any, most: int) -> bool:
+    """A non-empty list of positive ints, none above `most`."""
+    ok = isinstance(values, list) and bool(values)
+    return ok and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= most for v in values)
+
+
+def check_raw_data_matches(meta: dict[str, Any], data: RawMultimodalData) -> None:
+    """The dataset evaluated must have the checkpoint's modalities, kinds, shapes and outputs."""
+    mods = meta["modalities"]
+    check_modalities_match(data.modalities, list(mods))
+    for m, spec in mods.items():
+        kind = "text" if spec["kind"] == "tokens" else spec["kind"]
+        if data.kinds[m] != kind:
+            raise PMRFusionError(f"modality '{m}' is {data.kinds[m]} here but {kind} in the checkpoint")
+        if spec["kind"] != "tokens" and list(data.shapes[m]) != spec["shape"]:
+            raise PMRFusionError(
+                f"modality '{m}' has shape {tuple(data.shapes[m])} here but "
+                f"{tuple(spec['shape'])} in the checkpoint"
+            )
+    check_outputs_match(data.num_classes, meta["num_classes"])
+
+
+def load_raw_checkpoint(
+    path: str | os.PathLike, data: RawMultimodalData
+) -> tuple[EncodedFusion, dict[str, Any], RawMultimodalData, dict[str, ModalityStats]]:
+    """Rebuild encoders + method for `data` (checked against the checkpoint first).
+
+    Returns (model in eval mode, metadata, `data` with text tokenised as at training, statistics).
+    """
+    path = Path(path)
+    p = read_payload(path)
+    if p.get("format") != RAW_FORMAT:
+        raise PMRFusionError(f"{path} is not a raw-data pmrfusion checkpoint")
+    _check_metadata(p, f"checkpoint {path}")
+    check_raw_data_matches(p, data)
+    mods = p["modalities"]
+    names = {m: s["encoder"] for m, s in mods.items()}
+    data = with_encoder_inputs(data, names, p.get("max_length", 128))
+    stats = {
+        m: ModalityStats(low=s["low"], high=s["high"], **{f: s["stats"].get(f) for f in STAT_FIELDS})
+        for m, s in mods.items()
+    }
+    fe = p["frontend"]
+    frontend = FrontendConfig(spectrogram_size=tuple(fe["spectrogram_size"]), n_fft=fe["n_fft"])
+    out_dims = {m: s["out_dim"] for m, s in mods.items()}
+    widths = {m: s["width"] for m, s in mods.items()}
+    encs = default_encoders(data, None, names, out_dims, widths, frontend, stats)
+    model = build_model(encs, p["method"], p["num_classes"], **p["config"])
+    try:
+        model.load_state_dict(p["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        why = first_line(e, with_type=True)
+        raise PMRFusionError(f"checkpoint {path} does not match its model: {why}") from None
+    model.eval()
+    meta = {k: p[k] for k in ("method", "config", "dataset", "num_classes", "modalities")}
+    return model, meta, data, stats
+
+
+def save_trained(
+    path: str | os.PathLike, model: FusionModel, prepared: PreparedData, method: str,
+    config: dict[str, Any], dataset: str, encoder: EncoderConfig | None = None,
+) -> None:  # fmt: skip
+    """A checkpoint of `model` trained on `prepared` (either kind), naming `dataset`."""
+    if not prepared.raw:
+        dims, k = prepared.dims, prepared.num_classes
+        save_checkpoint(path, model, method, config, dims, k, prepared.scaler, dataset)
+        return
+    cfg = encoder or EncoderConfig()
+    save_raw_checkpoint(
+        path, model, method, config, prepared.data, encoder_names(prepared.data, cfg.encoders), cfg.widths,
+        cfg.frontend, prepared.stats, dataset, cfg.max_length,
+    )  # fmt: skip
+
+
+def load_for_evaluation(
+    path: str | os.PathLike, load_data: Callable[[str], MultimodalData | RawMultimodalData], seed: int = 0
+) -> tuple[FusionModel, dict[str, Any], PreparedData]:
+    """(model, metadata, prepared test data) of a checkpoint of either format.
+
+    `load_data(name)` loads the dataset the checkpoint names. Feature vectors: seed `seed`'s split,
+    scaled with the checkpoint's statistics (the training rows' min/max, for salt-and-pepper and
+    conflict, are scaled the same way). Raw inputs: the test split with the checkpoint's statistics.
+    """
+    if not is_raw_checkpoint(path):
+        model, meta, scaler = load_checkpoint(path)
+        data = load_data(meta["dataset"])
+        if isinstance(data, RawMultimodalData):
+            raise PMRFusionError(f"{path} holds a model of feature vectors; '{data.name}' holds raw inputs")
+        check_data_matches(meta, data.modalities, data.dims, data.num_classes)
+        return model, meta, rescaled(prepare(data, seed=seed), scaler)
+    data = load_data(str(read_payload(Path(path)).get("dataset", "")))
+    if not isinstance(data, RawMultimodalData):
+        raise PMRFusionError(f"{path} holds encoders for raw data; '{data.name}' is a feature dataset")
+    model, meta, data, stats = load_raw_checkpoint(path, data)
+    test = data.rows("test")
+    prepared = PreparedData(
+        data.name, test, None, test, data.num_classes, data.dims, dict(data.kinds), data.task, data,
+        stats=stats,
+    )  # fmt: skip
+    return model, meta, prepared
+
+
+__all__ = [
+    "FORMAT",
+    "RAW_FORMAT",
+    "check_data_matches",
+    "check_raw_data_matches",
+    "is_raw_checkpoint",
+    "load_checkpoint",
+    "load_for_evaluation",
+    "load_raw_checkpoint",
+    "save_checkpoint",
+    "save_raw_checkpoint",
+    "save_trained",
+]

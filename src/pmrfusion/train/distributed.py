@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 
 from pmrfusion.errors import PMRFusionError
 
@@ -87,16 +87,6 @@ def distributed_session(backend: str | None = None) -> Iterator[DistContext | No
         dist.destroy_process_group()
 
 
-def shard(rows: Tensor, ctx: DistContext) -> Tensor:
-    """This rank's part of a global batch (strided, like DistributedSampler without padding)."""
-    return rows[ctx.rank :: ctx.world_size]
-
-
-def shard_weight(shard_size: int, batch_size: int, ctx: DistContext) -> float:
-    """Loss factor making DDP's gradient average equal the full-batch mean gradient."""
-    return ctx.world_size * shard_size / batch_size
-
-
 def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
     """The model wrapped in DistributedDataParallel (parameters broadcast from rank 0)."""
     from torch.nn.parallel import DistributedDataParallel
@@ -124,7 +114,5 @@ __all__ = [
     "distributed_session",
     "is_main_process",
     "launched_by_torchrun",
-    "shard",
-    "shard_weight",
     "wrap",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,15 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pmrfusion.data.absent import absent_values, check_absent_fill, fill_absent
-from pmrfusion.data.raw import RawSplit
-from pmrfusion.data.tensors import TensorSplit
+from pmrfusion.data.absent import check_absent_fill
+from pmrfusion.data.batching import batch_to, modality_keep_mask
+from pmrfusion.data.prepared import Split
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.tasks import REGRESSION_LOSSES, regression_loss
 from pmrfusion.train import distributed
-from pmrfusion.train.streaming import predict_streamed, streamed_batches, train_loader
 
 
 @dataclass
@@ -126,18 +124,6 @@ def seed_everything(seed: int) -> None:
 
 
 LABEL_NOISE_SALT = 7_919  # keeps the label-flip stream apart from the batch permutation
-MODALITY_DROPOUT_SALT = 7_927
-
-
-def modality_keep_mask(n: int, num_modalities: int, p: float, gen: torch.Generator) -> Tensor:
-    """(n, M) bool: each cell kept with probability 1 - p; a row with none kept keeps one at random."""
-    if not 0.0 <= p < 1.0:
-        raise PMRFusionError(f"modality dropout must be in [0, 1), got {p}")
-    keep = torch.rand(n, num_modalities, generator=gen) >= p
-    rescue = torch.randint(num_modalities, (n,), generator=gen)
-    empty = ~keep.any(1)
-    keep[empty, rescue[empty]] = True
-    return keep
 
 
 def flip_labels(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -223,26 +209,16 @@ def _device_of(model: torch.nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _batch_to(batch: Batch, device: torch.device) -> Batch:
-    if device.type == "cpu":
-        return batch
-    return Batch(
-        {m: x.to(device) for m, x in batch.features.items()},
-        batch.present.to(device),
-        batch.labels.to(device),
-        batch.index.to(device),
-    )
+@torch.no_grad()
+def predict_split(model: FusionModel, split: Split) -> Tensor:
+    """Logits for every row of a split (any kind), in eval mode, in row order (returned on CPU)."""
+    model.eval()
+    device = _device_of(model)
+    return torch.cat([model(batch_to(b, device).features, None).logits.cpu() for b in split.eval_batches()])
 
 
-def _dropped(batch: Batch, fill: dict[str, Tensor] | None) -> Batch:
-    """Feed modalities marked absent as `fill` (only when dropout made any)."""
-    if fill is None:
-        return batch
-    return Batch(fill_absent(batch.features, batch.present, fill), batch.present, batch.labels, batch.index)
-
-
-def _validate(model: FusionModel, val: TensorSplit | RawSplit) -> tuple[float, float]:
-    logits = predict(model, val.features) if isinstance(val, TensorSplit) else predict_streamed(model, val)
+def _validate(model: FusionModel, val: Split) -> tuple[float, float]:
+    logits = predict_split(model, val)
     if val.labels.is_floating_point():  # regression: (-MAE, MAE) so that higher is better
         mae = float((logits.reshape(-1) - val.labels).abs().mean())
         return -mae, mae
@@ -251,41 +227,11 @@ def _validate(model: FusionModel, val: TensorSplit | RawSplit) -> tuple[float, f
     return acc, loss
 
 
-def _tensor_batches(
-    data: TensorSplit,
-    gen: torch.Generator,
-    drop_gen: torch.Generator,
-    cfg: TrainConfig,
-    ctx,
-    drop_fill: dict[str, Tensor] | None,
-) -> Iterator[tuple[Batch, float]]:
-    """One epoch of (batch, loss factor) from in-memory tensors (this rank's shard under DDP)."""
-    perm = torch.randperm(len(data), generator=gen)
-    for s in range(0, len(perm), cfg.batch_size):
-        rows = perm[s : s + cfg.batch_size]
-        if len(rows) < 2 and len(perm) > 1:
-            continue  # batch-norm-free, but a 1-row batch only adds noise
-        keep = None
-        if cfg.modality_dropout > 0:  # drawn for the global batch, so every rank agrees
-            keep = modality_keep_mask(len(rows), len(data.features), cfg.modality_dropout, drop_gen)
-        if ctx is None:
-            yield _dropped(data.batch(rows, keep), drop_fill), 1.0
-        else:
-            if len(rows) < ctx.world_size:
-                continue  # every rank skips it: no empty shards
-            mine = distributed.shard(rows, ctx)
-            mine_keep = distributed.shard(keep, ctx) if keep is not None else None
-            batch = _dropped(data.batch(mine, mine_keep), drop_fill)
-            yield batch, distributed.shard_weight(len(mine), len(rows), ctx)
-
-
-def train(
-    model: FusionModel, data: TensorSplit | RawSplit, val: TensorSplit | RawSplit | None, cfg: TrainConfig
-) -> TrainResult:
+def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) -> TrainResult:
     """Train in place; with a validation split, restore the best epoch (accuracy, then loss).
 
-    `data` is in-memory tensors (`TensorSplit`) or a raw split streamed by a DataLoader
-    (`RawSplit`, see `pmrfusion.train.streaming`); both take the same loop.
+    `data` is any split (`TensorSplit` in memory or `RawSplit` streamed by a DataLoader): it makes
+    the run's batches (`training_stream`, see `pmrfusion.data.batching`); the loop is the same.
     """
     if len(data) == 0:
         raise PMRFusionError("training split is empty")
@@ -295,22 +241,15 @@ def train(
     flipped = 0
     if cfg.label_noise:
         noisy, rows = flip_labels(data.labels, cfg.label_noise, cfg.seed)
-        if isinstance(data, TensorSplit):
-            data = TensorSplit(data.features, noisy, data.index, data.absent_fill)
-        else:
-            data = data.with_labels(noisy)
+        data = data.with_labels(noisy)
         flipped = len(rows)
     ctx = distributed.current()
     forward = None
     if ctx is not None:
         forward = distributed.wrap(model, ctx)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    drop_gen = torch.Generator().manual_seed(cfg.seed * MODALITY_DROPOUT_SALT + 3)
-    loader = None if isinstance(data, TensorSplit) else train_loader(data, cfg, ctx)
+    device = ctx.device if ctx is not None else _device_of(model)
     check_absent_fill(cfg.absent_fill)
-    drop_fill = None  # raw data: the composed model feeds V_m = 0 for modalities marked absent
-    if cfg.modality_dropout > 0 and isinstance(data, TensorSplit):
-        drop_fill = absent_values(cfg.absent_fill, data.features, data.absent_fill)
+    stream = data.training_stream(cfg.batch_size, cfg.seed, cfg.modality_dropout, cfg.absent_fill, ctx)
     opts = _optimizers(model, cfg)
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
     history: list[dict[str, float]] = []
@@ -328,16 +267,9 @@ def train(
             model.on_epoch_start(epoch)
             sums: dict[str, float] = {}
             steps = 0
-            if isinstance(data, TensorSplit):
-                batches = _tensor_batches(data, gen, drop_gen, cfg, ctx, drop_fill)
-            else:
-                batches = streamed_batches(data, loader, epoch, drop_gen, cfg, ctx, _device_of(model))
-            for batch, weight in batches:
-                if ctx is None:
-                    loss, parts = total_loss(model, batch, None, cfg.regression_loss)
-                else:
-                    moved = _batch_to(batch, ctx.device)
-                    loss, parts = total_loss(model, moved, forward, cfg.regression_loss)
+            for batch, weight in stream.epoch(epoch):
+                loss, parts = total_loss(model, batch_to(batch, device), forward, cfg.regression_loss)
+                if ctx is not None:
                     loss = loss * weight
                 for o in opts:
                     o.zero_grad(set_to_none=True)
@@ -382,3 +314,20 @@ def train(
     if regressing:
         return TrainResult(best_epoch, float("nan"), epoch, history, flipped, -best_acc)
     return TrainResult(best_epoch, best_acc, epoch, history, flipped)
+
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "build_optimizers",
+    "check_seed",
+    "check_train_config",
+    "flip_labels",
+    "modality_keep_mask",
+    "predict",
+    "predict_split",
+    "seed_everything",
+    "seed_range",
+    "total_loss",
+    "train",
+]
