@@ -5,6 +5,7 @@ import torch
 
 from pmrfusion.data.loaders import default_data_root, load_dataset
 from pmrfusion.data.prepared import prepare
+from pmrfusion.eval.protocols import conditions
 from pmrfusion.methods import build_method
 from pmrfusion.objectives.wasserstein import (
     SpectralRIP,
@@ -122,6 +123,39 @@ def test_iid_q_trains_on_handwritten():
     train(model, p.train, p.val, TrainConfig(epochs=4, patience=4))
     acc = float((predict(model, p.test.features).argmax(-1) == p.test.labels).float().mean())
     assert acc >= 0.9
+
+
+def test_iid_q_known_finding_noise_raises_its_energy_weights_and_costs_accuracy():
+    """Known finding, measured (not a bug of the code; replaces the strict xfail of
+    test_dynamic_fidelity): Handwritten seed 0, Gaussian eps 10, L_dc off. iid-q trains its per-modality
+    task loss and matches `late` on clean data, but feature noise *raises* the energy confidence of the
+    noisy modality (its z_m and so its logits grow), so the unnormalised QMF-style weights favour the
+    corrupted views and iid-q falls behind `late` (here ~0.87 vs ~0.96 after 8 epochs; 0.80 vs 0.96
+    after 20; results/missing_variants: 73.0 vs 96.25). If this test fails because the gap closed or the
+    weights stopped rising, the finding is gone: update the docs and this test."""
+    hw = prepare(load_dataset("handwritten"), 0.15, 0)
+    noisy = next(c for c in conditions("gaussian", hw.test, 0) if c.name == "gaussian:10")
+    tc = TrainConfig(epochs=8, patience=8)
+    models = {}
+    for name, options in (("late", {}), ("iid-q", {"dc": False})):
+        seed_everything(0)
+        models[name] = build_method(name, hw.dims, hw.num_classes, **options)
+        res = train(models[name], hw.train, hw.val, tc)
+    uni = [h["unimodal"] for h in res.history]
+    assert uni[-1] < 0.5 * uni[0]  # the per-modality task loss is trained
+
+    def acc(model, feats):
+        return float((predict(model, feats).argmax(-1) == hw.test.labels).float().mean())
+
+    assert acc(models["iid-q"], hw.test.features) > 0.95 and acc(models["late"], hw.test.features) > 0.95
+    model = models["iid-q"].eval()
+    with torch.no_grad():
+        w = model(noisy.features, noisy.present).weights
+    hit = torch.stack([(noisy.features[m] != hw.test.features[m]).any(1) for m in model.modalities], 1)
+    weights = torch.stack([w[m] for m in model.modalities], 1)
+    assert float(weights[hit].mean()) > 1.2 * float(weights[~hit].mean())  # noise raises the weight
+    a_late, a_iidq = acc(models["late"], noisy.features), acc(models["iid-q"], noisy.features)
+    assert a_iidq < a_late - 0.04, (a_iidq, a_late)  # ... and costs accuracy
 
 
 def test_analysis_wasserstein_of_a_translation_is_the_shift():
