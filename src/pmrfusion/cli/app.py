@@ -8,6 +8,23 @@ from rich.console import Console
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
 console = Console()
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"pmrfusion {version('pmrfusion')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """pmrfusion: multimodal fusion that survives missing and noisy modalities."""
+
 # What Ctrl-C leaves behind, said in the one `interrupted:` line; a command whose interrupted
 # run keeps partial results (a suite's finished cells) says so with `on_interrupt`.
 _KEPT = ["nothing was half-written (every file is written whole, then renamed into place)"]

@@ -13,6 +13,7 @@ from pmrfusion.bench.runner import RunSpec, encoder_config_for, run_grid
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import (
     DataRoot,
+    Device,
     LabelNoise,
     ModalityDropout,
     Quiet,
@@ -64,6 +65,7 @@ def bench(
         str | None, typer.Option(help="raw data: modality=encoder list, e.g. image=cnn,audio=audio-cnn")
     ] = None,
     regime: Annotated[str, typer.Option(help="raw data: end-to-end, frozen or finetune")] = "end-to-end",
+    device: Device = "auto",
 ) -> None:
     """Train methods x seeds, evaluate every protocol; print a summary and write DIR/results.*.
 
@@ -99,7 +101,7 @@ def bench(
         protocols=split_list("clean,missing,gaussian" if protocols is None else protocols),
         seeds=seed_list,
         method_overrides=parse_overrides(method_list, set_ or []),
-        train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
+        train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout, device),
     )
     spec.check()
     data = load_dataset(dataset, data_root)

@@ -9,11 +9,12 @@ import typer
 
 from pmrfusion.bench.runner import evaluate
 from pmrfusion.cli.app import app
-from pmrfusion.cli.options import DataRoot, split_list
+from pmrfusion.cli.options import DataRoot, Device, split_list
 from pmrfusion.cli.summary import print_summary
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.eval.protocols import check_protocol
 from pmrfusion.train.checkpoint import is_raw_checkpoint, load_for_evaluation
+from pmrfusion.train.devices import resolve_device
 from pmrfusion.train.trainer import check_seed
 
 
@@ -24,17 +25,20 @@ def eval_cmd(
     protocols: str = "clean,missing,gaussian",
     seed: int = 0,
     data_root: DataRoot = None,
+    device: Device = "auto",
 ) -> None:
     """Evaluate a checkpoint under robustness protocols on the test split."""
     protos = split_list(protocols)
     for p in protos:
         check_protocol(p)
     check_seed(seed)
+    where = resolve_device(device)
     if is_raw_checkpoint(load):
         for p in protos:
             check_protocol(p, raw=True)
     model, meta, prepared = load_for_evaluation(
         load, lambda name: load_dataset(dataset or name, data_root), seed
     )
+    model.to(where)
     recs = evaluate(model, prepared, protos, seed, {"dataset": prepared.name, "method": meta["method"]})
     print_summary(recs, len(prepared.modalities))

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.train.devices import DEVICE_HELP
 from pmrfusion.train.trainer import TrainConfig
 
 DataRoot = Annotated[
@@ -25,6 +26,7 @@ SetOpt = Annotated[
 LabelNoise = Annotated[
     float, typer.Option("--label-noise", help="fraction of training labels flipped (seeded), 0..1")
 ]
+Device = Annotated[str, typer.Option(help=f"where training and evaluation run: {DEVICE_HELP}")]
 ModalityDropout = Annotated[
     float,
     typer.Option(
@@ -51,6 +53,7 @@ def train_config(
     quiet: bool,
     label_noise: float = 0.0,
     modality_dropout: float = 0.0,
+    device: str = "auto",
 ) -> TrainConfig:
     """TrainConfig checks its own fields (one error line for the first bad one)."""
     return TrainConfig(
@@ -60,4 +63,5 @@ def train_config(
         quiet=quiet,
         label_noise=label_noise,
         modality_dropout=modality_dropout,
+        device=device,
     )

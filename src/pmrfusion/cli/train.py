@@ -12,6 +12,7 @@ from pmrfusion.bench.single_run import train_once
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import (
     DataRoot,
+    Device,
     LabelNoise,
     ModalityDropout,
     Quiet,
@@ -43,6 +44,7 @@ def train_cmd(
         str | None, typer.Option(help="raw data: modality=encoder list, e.g. image=cnn,audio=audio-cnn")
     ] = None,
     regime: Annotated[str, typer.Option(help="raw data: end-to-end, frozen or finetune")] = "end-to-end",
+    device: Device = "auto",
 ) -> None:
     """Train one method on one dataset; report validation and clean test accuracy.
 
@@ -54,7 +56,7 @@ def train_cmd(
     check_seed(seed)
     if save is not None:
         check_output_file(save, "--save")
-    tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout)
+    tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout, device)
     data = load_dataset(dataset, data_root)
     cfg = encoder_config_for(data, encoders, regime)
     line = train_once(data, method, seed, overrides, tc, cfg, save, dataset)

@@ -26,6 +26,7 @@ from pmrfusion.methods.base import Batch, FusionModel
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.tasks import REGRESSION_LOSSES, regression_loss
 from pmrfusion.train import distributed
+from pmrfusion.train.devices import resolve_device
 
 
 @dataclass
@@ -54,6 +55,9 @@ class TrainConfig:
     # Regression task (float labels): "l1" (the CMU-MOSI convention) or "mse"; early stopping then
     # follows validation MAE. Ignored for classification.
     regression_loss: str = "l1"
+    # Where a single-process run trains (`train.devices`): "auto" = CUDA when present, else CPU;
+    # "cpu", "cuda", "cuda:N", "mps". Under torchrun each rank uses its own device instead.
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         check_train_config(self)
@@ -82,6 +86,7 @@ def check_train_config(tc: TrainConfig) -> None:
     number("label_noise", lambda v: 0 <= v <= 1, "in [0, 1]")
     number("modality_dropout", lambda v: 0 <= v < 1, "in [0, 1)")
     check_absent_fill(tc.absent_fill)
+    resolve_device(tc.device)
     if tc.regression_loss not in REGRESSION_LOSSES:
         raise PMRFusionError(
             f"unknown regression loss {tc.regression_loss!r}: use one of {', '.join(REGRESSION_LOSSES)}"
@@ -247,7 +252,10 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
     forward = None
     if ctx is not None:
         forward = distributed.wrap(model, ctx)
-    device = ctx.device if ctx is not None else _device_of(model)
+        device = ctx.device
+    else:
+        device = resolve_device(cfg.device)
+        model.to(device)
     check_absent_fill(cfg.absent_fill)
     stream = data.training_stream(cfg.batch_size, cfg.seed, cfg.modality_dropout, cfg.absent_fill, ctx)
     opts = _optimizers(model, cfg)
