@@ -6,20 +6,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pmrfusion.data.splits import carve_validation
+from pmrfusion.data.labelled import LabelledRows
 from pmrfusion.data.validation import (
-    check_disjoint_splits,
     check_features,
-    check_labels,
     check_modality_name,
-    check_split_indices,
 )
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.tasks import REGRESSION, check_task, detect_task
+from pmrfusion.tasks import REGRESSION
 
 
 @dataclass
-class MultimodalData:
+class MultimodalData(LabelledRows):
     """Features of several modalities for the same N samples, with labels and splits.
 
     features: ordered mapping modality -> (N, d_m) float32 array.
@@ -44,14 +41,7 @@ class MultimodalData:
             )
         if not isinstance(self.name, str):
             raise PMRFusionError(f"dataset name must be a string, got {self.name!r}")
-        labels = np.asarray(self.labels).reshape(-1)
-        self.task = check_task(self.task or detect_task(labels))
-        labels, self.num_classes, label_notes = check_labels(self.name, labels, self.num_classes, self.task)
-        self.notes = list(self.notes) + [n for n in label_notes if n not in self.notes]
-        self.labels = labels
-        n = len(self.labels)
-        if n == 0:
-            raise PMRFusionError(f"dataset '{self.name}' has no samples")
+        n = self._check_labels()
         clean: dict[str, np.ndarray] = {}
         for mod, x in self.features.items():
             check_modality_name(self.name, mod)
@@ -78,9 +68,7 @@ class MultimodalData:
                 )
             clean[mod] = x
         self.features = clean
-        for split, idx in list(self.splits.items()):
-            self.splits[split] = check_split_indices(self.name, split, idx, n)
-        check_disjoint_splits(self.name, self.splits)
+        self._check_splits()
 
     @property
     def modalities(self) -> list[str]:
@@ -90,32 +78,9 @@ class MultimodalData:
     def dims(self) -> dict[str, int]:
         return {m: int(x.shape[1]) for m, x in self.features.items()}
 
-    @property
-    def num_samples(self) -> int:
-        return int(len(self.labels))
-
-    def split(self, name: str) -> np.ndarray:
-        if name not in self.splits:
-            raise PMRFusionError(f"dataset '{self.name}' has no '{name}' split")
-        return self.splits[name]
-
     def take(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Features and labels of the given rows."""
         return {m: x[rows] for m, x in self.features.items()}, self.labels[rows]
-
-    def with_validation(self, fraction: float = 0.15, seed: int = 0) -> MultimodalData:
-        """A copy whose 'train' split is cut into train/val (stratified, seeded).
-
-        An existing 'val' split is kept. The test split is never touched.
-        """
-        if "val" in self.splits or fraction <= 0:
-            return self
-        strata = np.zeros(len(self.labels), np.int64) if self.task == REGRESSION else self.labels
-        splits = dict(self.splits)
-        splits["train"], splits["val"] = carve_validation(self.split("train"), strata, fraction, seed)
-        return MultimodalData(
-            self.name, self.features, self.labels, splits, self.num_classes, list(self.notes), self.task
-        )
 
     def summary(self) -> str:
         dims = ", ".join(f"{m} {d}" for m, d in self.dims.items())

@@ -27,15 +27,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from pmrfusion.data.batching import BatchStream, loader_batches, loader_stream
-from pmrfusion.data.splits import carve_validation
+from pmrfusion.data.labelled import LabelledRows
 from pmrfusion.data.validation import (
-    check_disjoint_splits,
-    check_labels,
     check_modality_name,
-    check_split_indices,
 )
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.tasks import REGRESSION, check_task, detect_task
+from pmrfusion.tasks import REGRESSION
 from pmrfusion.types import Batch
 
 KINDS = ("image", "audio", "array", "text", "tokens")
@@ -125,7 +122,7 @@ class TokenSource:
 
 
 @dataclass
-class RawMultimodalData:
+class RawMultimodalData(LabelledRows):
     """Raw samples of several modalities with labels and named splits (row indices).
 
     task: "classification" (int64 labels 0..C-1) or "regression" (float32 targets, num_classes
@@ -154,17 +151,8 @@ class RawMultimodalData:
             raise PMRFusionError(f"dataset '{self.name}': unknown modality kinds {bad}; use {KINDS}")
         for m in self.kinds:
             check_modality_name(self.name, m)
-        labels = np.asarray(self.labels).reshape(-1)
-        self.task = check_task(self.task or detect_task(labels))
-        self.labels, self.num_classes, label_notes = check_labels(
-            self.name, labels, self.num_classes, self.task
-        )
-        self.notes = list(self.notes) + [n for n in label_notes if n not in self.notes]
-        n = len(self.labels)
-        if n == 0:
-            raise PMRFusionError(f"dataset '{self.name}' has no samples")
-        self.splits = {k: check_split_indices(self.name, k, v, n) for k, v in self.splits.items()}
-        check_disjoint_splits(self.name, self.splits)
+        self._check_labels()
+        self._check_splits()
 
     @property
     def modalities(self) -> list[str]:
@@ -174,25 +162,6 @@ class RawMultimodalData:
     def dims(self) -> dict[str, int]:
         """Flattened size of one decoded sample per modality (for listings)."""
         return {m: int(np.prod(s)) for m, s in self.shapes.items()}
-
-    @property
-    def num_samples(self) -> int:
-        return int(len(self.labels))
-
-    def split(self, name: str) -> np.ndarray:
-        if name not in self.splits:
-            raise PMRFusionError(f"dataset '{self.name}' has no '{name}' split")
-        return self.splits[name]
-
-    def with_validation(self, fraction: float = 0.15, seed: int = 0) -> RawMultimodalData:
-        """A copy whose 'train' split is cut into train/val (stratified by class, seeded; random
-        for regression); 'val' kept if given."""
-        if "val" in self.splits or fraction <= 0:
-            return self
-        strata = np.zeros(len(self.labels), np.int64) if self.task == REGRESSION else self.labels
-        train, val = carve_validation(self.split("train"), strata, fraction, seed)
-        splits = {**self.splits, "train": train, "val": val}
-        return dataclasses.replace(self, splits=splits, notes=list(self.notes))
 
     def with_tokens(self, tokenizers: dict[str, Callable[[str], np.ndarray]]) -> RawMultimodalData:
         """A copy whose text modalities in `tokenizers` decode to (2, L) int64 tokens (kind "tokens").
