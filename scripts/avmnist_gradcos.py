@@ -23,7 +23,7 @@ from pmrfusion.data.loaders import load_dataset
 from pmrfusion.methods.encoded import build_model
 from pmrfusion.modules.composition import EncoderConfig
 from pmrfusion.train.regimes import build_encoders
-from pmrfusion.train.trainer import TrainConfig, _optimizers, seed_everything
+from pmrfusion.train.trainer import TrainConfig, build_optimizers, optimizer_step, seed_everything
 
 
 def main() -> None:
@@ -42,14 +42,14 @@ def main() -> None:
     for method in args.methods.split(","):
         seed_everything(args.seed)
         model = build_model(build_encoders(p, cfg), method, p.num_classes)
-        opts = _optimizers(model, TrainConfig())
+        opts = build_optimizers(model, TrainConfig())
         loader = p.train.loader(64, shuffle_seed=args.seed)
         step = 0
         for epoch in range(1, args.epochs + 1):
             model.train()
             for batch in p.train.batches(loader):
                 out = model(batch.features, batch.present)
-                views = [model._encoded[m] for m in model.modalities]
+                views = [model.last_encoded[m] for m in model.modalities]
                 task = F.cross_entropy(out.logits, batch.labels)
                 aux = model.auxiliary_losses(out, batch)
                 total = task + sum(model.loss_weights.get(k, 1.0) * v for k, v in aux.items())
@@ -63,11 +63,7 @@ def main() -> None:
                             cos = float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))
                         rows.append({"method": method, "seed": args.seed, "epoch": epoch, "step": step,
                                      "modality": m, "cosine": round(cos, 5)})  # fmt: skip
-                for o in opts:
-                    o.zero_grad(set_to_none=True)
-                total.backward()
-                for o in opts:
-                    o.step()
+                optimizer_step(total, opts)
                 step += 1
             last = [r["cosine"] for r in rows if r["method"] == method and r["epoch"] == epoch]
             print(method, "epoch", epoch, "mean cosine", sum(last) / max(len(last), 1), flush=True)

@@ -23,7 +23,7 @@ from pmrfusion.bench.runner import prepare_seed
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.modules.composition import EncoderConfig
 from pmrfusion.train.regimes import build_encoders
-from pmrfusion.train.trainer import TrainConfig, _optimizers, total_loss
+from pmrfusion.train.trainer import TrainConfig, build_optimizers, optimizer_step, total_loss
 
 METHODS = ["concat", "late", "sg-concat", "rg-concat", "ffn-concat", "cmmp", "rg-cmmp", "qmf", "pdf"]
 
@@ -32,7 +32,7 @@ def timed_steps(model, split, batch_size: int, steps: int, seed: int = 0) -> tup
     """(seconds, seconds waiting for data, samples) over `steps` training steps."""
     from pmrfusion.methods.encoded import build_model  # noqa: F401 (model given)
 
-    opts = _optimizers(model, TrainConfig())
+    opts = build_optimizers(model, TrainConfig())
     loader = split.loader(batch_size, shuffle_seed=seed)
     it = iter(split.batches(loader))
     next(it)  # workers started, first batch ready
@@ -45,11 +45,7 @@ def timed_steps(model, split, batch_size: int, steps: int, seed: int = 0) -> tup
         batch = next(it)
         wait += time.perf_counter() - w
         loss, _ = total_loss(model, batch)
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in opts:
-            o.step()
+        optimizer_step(loss, opts)
         n += len(batch.labels)
     return time.perf_counter() - t0, wait, n
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pmrfusion.methods.base import FusionModel
-from pmrfusion.train.trainer import TrainConfig, build_optimizers, total_loss
+from pmrfusion.train.trainer import TrainConfig, build_optimizers, optimizer_step, total_loss
 from pmrfusion.types import Batch
 
 
@@ -31,11 +31,7 @@ class StepCost:
 
 def _step(model: FusionModel, opts, batch: Batch) -> None:
     loss, _ = total_loss(model, batch)  # the trainer's own loss: task + weighted auxiliaries
-    for o in opts:
-        o.zero_grad(set_to_none=True)
-    loss.backward()
-    for o in opts:
-        o.step()
+    optimizer_step(loss, opts)
 
 
 def training_step_cost(

@@ -55,6 +55,11 @@ class EncodedFusion(FusionModel):
         self._encoded = encoded
         return self.method(encoded, present)
 
+    @property
+    def last_encoded(self) -> dict[str, Tensor]:
+        """The encoder outputs V_m of the last forward pass (absent modalities zeroed)."""
+        return self._encoded
+
     def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
         enc = Batch(self._encoded, batch.present, batch.labels, batch.index)
         return self.method.auxiliary_losses(output, enc)

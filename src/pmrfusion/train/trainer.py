@@ -188,6 +188,15 @@ def _optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimi
     return opts
 
 
+def optimizer_step(loss: Tensor, opts: list[torch.optim.Optimizer]) -> None:
+    """One step of every optimizer on `loss` (gradients cleared to None first)."""
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    loss.backward()
+    for o in opts:
+        o.step()
+
+
 def build_optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
     """The optimizers `train` uses for `model` under `cfg` (public, for cost measurements)."""
     return _optimizers(model, cfg)
@@ -279,11 +288,7 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
                 loss, parts = total_loss(model, batch_to(batch, device), forward, cfg.regression_loss)
                 if ctx is not None:
                     loss = loss * weight
-                for o in opts:
-                    o.zero_grad(set_to_none=True)
-                loss.backward()
-                for o in opts:
-                    o.step()
+                optimizer_step(loss, opts)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
                 steps += 1
@@ -332,6 +337,7 @@ __all__ = [
     "check_train_config",
     "flip_labels",
     "modality_keep_mask",
+    "optimizer_step",
     "predict",
     "predict_split",
     "seed_everything",
