@@ -176,8 +176,8 @@ def build_for(
 ) -> FusionModel:  # fmt: skip
     """The untrained model of `method` for `prepared` (call after seeding): the method on the feature
     dims, or encoders + the method on raw inputs."""
-    name, _ = parse_variant(method)
-    options = overrides_for(method, overrides)
+    name, own = parse_variant(method)
+    options = {**method_options(name, overrides), **own}
     if prepared.raw:
         return build_encoded(name, prepared, seed, options, tc, encoder or EncoderConfig(), pretrained)
     return (build or build_method)(name, prepared.dims, prepared.num_classes, **options)
