@@ -28,14 +28,15 @@ import numpy as np
 import torch
 
 import pmrfusion.eval.rcml_protocol  # noqa: F401  (registers the `rcml` protocol)
+from pmrfusion.bench.runner import fit_method
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.rcml import conflictive_test, minmax_whole, prepare_rcml
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.metrics import sample_std
-from pmrfusion.methods.base import FusionModel, build_method, method_config
+from pmrfusion.methods.base import FusionModel, method_config
 from pmrfusion.paths import atomic_write_text, run_folder
-from pmrfusion.train.trainer import TrainConfig, seed_everything, seed_range, train
+from pmrfusion.train.trainer import TrainConfig, seed_range
 
 # RCML Tables 2 and 3 (accuracy %, mean, std), see shared/data/REFERENCE_RESULTS.md.
 PUBLISHED = {
@@ -134,12 +135,9 @@ def run_rcml(
         for method in spec.methods:
             if (method, run) in skip:
                 continue
+            # the runner's fit (seeded by the run; RCML's splits have no validation split)
             tc = spec.train_config(method, run)
-            seed_everything(run)
-            model = build_method(
-                method, prepared.dims, prepared.num_classes, **spec.method_overrides.get(method, {})
-            )
-            train(model, prepared.train, None, dataclasses.replace(tc))
+            model, _ = fit_method(method, prepared, run, spec.method_overrides.get(method, {}), tc)
             for name, split in (("normal", prepared.test), ("conflictive", conflict)):
                 acc, unc = accuracy_and_uncertainty(model, split)
                 rec = {
