@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,20 @@ def rows(out: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO((out / "records.csv").read_text())))
 
 
+def same_runs(a: list[dict], b: list[dict]) -> bool:
+    """The same runs and test sets with the same values (a rerun may differ in the last digits: this
+    process trains with 2 torch threads, a CLI subprocess with 1)."""
+    def key(r: dict) -> tuple:
+        return r["dataset"], r["method"], r["run"], r["test_set"]
+
+    return [key(r) for r in a] == [key(r) for r in b] and all(
+        float(x["accuracy"]) == pytest.approx(float(y["accuracy"]), abs=1e-3)
+        and (x["uncertainty"] == y["uncertainty"] == "nan"
+             or float(x["uncertainty"]) == pytest.approx(float(y["uncertainty"]), abs=1e-4))  # fmt: skip
+        for x, y in zip(a, b)
+    )
+
+
 def _cut(out: Path, keep_fields: int, chars: int = 0) -> str:
     """Cut records.csv inside its last row: after `keep_fields` fields and `chars` characters of the
     next one (as a stop in the middle of writing it). Returns the full last row."""
@@ -56,8 +71,9 @@ def test_a_row_cut_inside_a_number_is_redone_by_resume(finished, tmp_path):
     assert code == 0 and "Traceback" not in text, text
     said = " ".join(text.split())
     assert "dropped line 7, cut off when the run stopped; that run is rerun" in said, text
-    assert rows(out) == rows(finished)  # run 2 redone to the same values, nothing kept half
-    assert (out / "records.csv").read_text().rstrip().endswith(full)
+    assert same_runs(rows(out), rows(finished))  # run 2 redone, nothing kept half
+    redone = rows(out)[-1]
+    assert float(redone["uncertainty"]) == pytest.approx(float(full.split(",")[-1]), abs=1e-4)
     summary = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
     assert [r["runs"] for r in summary] == ["3", "3"]
 
@@ -67,7 +83,7 @@ def test_a_row_cut_before_its_last_fields_is_redone_by_resume(finished, tmp_path
     _cut(out, 4, 2)  # the accuracy cut, the uncertainty missing
     code, text = run_main([*RCML, "--out", str(out), "--resume"], capsys)
     assert code == 0, text
-    assert rows(out) == rows(finished) and no_temp_files(out)
+    assert same_runs(rows(out), rows(finished)) and no_temp_files(out)
 
 
 def test_summarize_refuses_a_cut_file_in_one_line(finished, tmp_path, capsys):
@@ -78,7 +94,7 @@ def test_summarize_refuses_a_cut_file_in_one_line(finished, tmp_path, capsys):
     assert_one_error(code, text, f"{out}/records.csv: line 7 is cut off")
 
 
-def _settings(text: str):
+def _settings(text: str) -> Callable[[Path], object]:
     return lambda out: (out / "settings.json").write_text(text)
 
 

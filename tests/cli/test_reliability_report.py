@@ -8,6 +8,7 @@ One case per class in a real subprocess, the variants in-process (helpers: test_
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def test_report_on_a_clean_only_folder(clean_only, tmp_path):
     assert not (clean_only / "fig_robustness.png").exists() and no_temp_files(clean_only)
 
 
-def _set(i: int, **fields):
+def _set(i: int, **fields: object) -> Callable[[list[dict]], object]:
     def change(records: list[dict]) -> object:
         records[i].update(fields)
         return records
@@ -51,7 +52,7 @@ def _set(i: int, **fields):
     return change
 
 
-def _drop(key: str):
+def _drop(key: str) -> Callable[[list[dict]], object]:
     def change(records: list[dict]) -> object:
         del records[2][key]
         return records

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,7 @@ def copy(finished: Path, tmp_path: Path) -> Path:
     return out
 
 
-def _rewrite(path: Path, change) -> None:
+def _rewrite(path: Path, change: Callable[[dict], object]) -> None:
     """Change a cell's body and give it a valid checksum again (a well-formed but wrong cell)."""
     body = json.loads(path.read_text())
     body.pop("sha256")
@@ -168,7 +169,7 @@ def test_a_stray_cell_file_is_left_out_of_the_results(finished, tmp_path, capsys
     assert (out / "results.json").read_bytes() == (finished / "results.json").read_bytes()  # no cell twice
 
 
-def _suite_json(content: object):
+def _suite_json(content: object) -> Callable[[Path], object]:
     return lambda out: (out / "suite.json").write_text(json.dumps(content))
 
 

@@ -129,7 +129,9 @@ def test_suite_workers_die_with_their_parent(tmp_path, sig):
         def workers() -> dict[int, str]:  # set up: named by the suite's worker initializer
             return {p: c for p, c in _children(proc.pid).items() if c == WORKER_NAME.decode()}
 
-        assert _until(lambda: len(workers()) == 2, timeout=120), "no suite workers started"
+        started = _until(lambda: len(workers()) == 2 or proc.poll() is not None, timeout=180)
+        assert started, "no suite workers started"
+        assert proc.poll() is None, proc.communicate(timeout=30)[1].decode()[-2000:]  # it ended early
         spawned = set(_children(proc.pid))  # the workers and multiprocessing's resource tracker
         proc.send_signal(sig)
         assert _until(lambda: not any(_alive(p) for p in spawned), timeout=10), {
