@@ -91,6 +91,32 @@ def test_the_runner_refuses_what_a_kind_does_not_support(both_kinds):
 
     with pytest.raises(PMRFusionError, match="raw inputs only"):
         run_grid(vectors, RunSpec(["concat"], seeds=[0], train=FAST, encoder=EncoderConfig()))
+    with pytest.raises(PMRFusionError, match="splitting 'rcml' works on feature vectors"):
+        run_grid(raw, RunSpec(["concat"], ("clean",), [0], train=FAST, splitting="rcml"))
+    with pytest.raises(PMRFusionError, match="unknown splitting"):
+        RunSpec(["concat"], splitting="kfold")
+    with pytest.raises(PMRFusionError, match="not selected"):
+        RunSpec(["concat"], method_train={"late": FAST})
+
+
+def test_rcml_is_a_splitting_policy_and_per_method_settings_of_the_one_runner(both_kinds):
+    vectors, _ = both_kinds
+    slow = dataclasses.replace(FAST, lr=1e-5)
+    spec = RunSpec(["concat", "late"], ("clean",), [0, 1], train=FAST, splitting="rcml",
+                   method_train={"late": slow}, method_options={"concat": {"hidden": 8}})  # fmt: skip
+    seen = []
+    records = run_grid(vectors, spec, skip={("late", 1)}, on_records=lambda m, s, r: seen.append((m, s)))
+    assert seen == [("concat", 0), ("late", 0), ("concat", 1)]  # seeds x methods, the skipped pair left out
+    assert {r["method"] for r in records} == {"concat", "late"}  # per-method options keep the name
+    from pmrfusion.data.rcml import prepare_rcml
+
+    p = prepare_rcml(vectors, 1)
+    assert p.val is None and len(p.train) == int(0.8 * vectors.num_samples)
+    model, _ = fit_method("concat", p, 1, {"hidden": 8}, FAST)
+    clean = [r["value"] for r in records
+             if r["method"] == "concat" and r["seed"] == 1 and r["metric"] == "accuracy"]  # fmt: skip
+    expected = float((predict_split(model, p.test).argmax(-1) == p.test.labels).double().mean())
+    assert clean == [pytest.approx(expected, abs=1e-12)]  # the same model: same seed, split and options
 
 
 def test_validation_goes_through_the_split_in_order(both_kinds):

@@ -28,9 +28,10 @@ import numpy as np
 import torch
 
 import pmrfusion.eval.rcml_protocol  # noqa: F401  (registers the `rcml` protocol)
-from pmrfusion.bench.runner import fit_method
+from pmrfusion.bench.runner import RunSpec, run_grid
+from pmrfusion.bench.task_registry import Task, register_task
 from pmrfusion.data.dataset import MultimodalData
-from pmrfusion.data.rcml import conflictive_test, minmax_whole, prepare_rcml
+from pmrfusion.data.rcml import conflictive_test, minmax_whole
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.metrics import sample_std
@@ -117,41 +118,63 @@ def accuracy_and_uncertainty(model: FusionModel, split: TensorSplit) -> tuple[fl
     return acc, unc
 
 
+def _rcml_evaluate(model, prepared, protocols, seed: int, base: dict, options: dict) -> list[dict]:
+    """Task "rcml": accuracy and mean uncertainty on run `seed`'s normal and conflictive test sets
+    (the conflictive set from the whole-dataset min-max features, as RCML's code builds it)."""
+    data = prepared.data
+    scaled = minmax_whole(data.features)
+    conflict = conflictive_test(scaled, data.labels, prepared.test.index.numpy(), data.num_classes, seed)
+    records = []
+    for name, split in (("normal", prepared.test), ("conflictive", conflict)):
+        acc, unc = accuracy_and_uncertainty(model, split)
+        for metric, value in (("accuracy", acc), ("uncertainty", unc)):
+            records.append({**base, "protocol": "rcml", "condition": f"rcml:{name}",
+                            "present": list(prepared.modalities), "seed": seed, "metric": metric,
+                            "value": value})  # fmt: skip
+    return records
+
+
+RCML_TASK = register_task(Task("rcml", _rcml_evaluate, uses_protocols=False, feature_vectors_only=True))
+
+
+def rcml_rows(records: list[dict]) -> list[dict]:
+    """Task "rcml" records of one cell as rows {dataset, method, run, test_set, accuracy, uncertainty}."""
+    rows: dict[str, dict] = {}
+    for r in records:
+        test_set = r["condition"].split(":", 1)[1]
+        row = rows.setdefault(test_set, {"dataset": r["dataset"], "method": r["method"], "run": r["seed"],
+                                         "test_set": test_set})  # fmt: skip
+        row[r["metric"]] = r["value"]
+    return [rows[t] for t in TEST_SETS if t in rows]
+
+
+def run_spec(spec: RCMLSpec) -> RunSpec:
+    """`spec` as the runner's spec: RCML splitting, task "rcml", run k = seed k, per-method lr."""
+    return RunSpec(
+        list(spec.methods), (), list(range(spec.runs)), task="rcml", splitting="rcml",
+        method_options={m: dict(o) for m, o in spec.method_overrides.items()},
+        method_train={m: spec.train_config(m, 0) for m in spec.methods},
+    )  # fmt: skip
+
+
 def run_rcml(
     data: MultimodalData,
     spec: RCMLSpec,
     on_cell: Callable[[str, int, dict], None] | None = None,
     skip: frozenset[tuple[str, int]] = frozenset(),
 ) -> list[dict]:
-    """Records {dataset, method, run, test_set, accuracy, uncertainty} for every method and run not in
-    `skip` ((method, run) pairs already done)."""
-    for m in spec.methods:
-        method_config(m, **spec.method_overrides.get(m, {}))  # fail fast before training
-    scaled = minmax_whole(data.features)
-    records = []
-    for run in range(spec.runs):
-        prepared = prepare_rcml(data, run, scaled)
-        conflict = conflictive_test(scaled, data.labels, prepared.test.index.numpy(), data.num_classes, run)
-        for method in spec.methods:
-            if (method, run) in skip:
-                continue
-            # the runner's fit (seeded by the run; RCML's splits have no validation split)
-            tc = spec.train_config(method, run)
-            model, _ = fit_method(method, prepared, run, spec.method_overrides.get(method, {}), tc)
-            for name, split in (("normal", prepared.test), ("conflictive", conflict)):
-                acc, unc = accuracy_and_uncertainty(model, split)
-                rec = {
-                    "dataset": data.name,
-                    "method": method,
-                    "run": run,
-                    "test_set": name,
-                    "accuracy": acc,
-                    "uncertainty": unc,
-                }
-                records.append(rec)
-                if on_cell is not None:
-                    on_cell(method, run, rec)
-    return records
+    """Rows {dataset, method, run, test_set, accuracy, uncertainty} for every method and run not in
+    `skip` ((method, run) pairs already done): the runner's `run_grid` under RCML's splitting."""
+    rows: list[dict] = []
+
+    def on_records(method: str, run: int, records: list[dict]) -> None:
+        for row in rcml_rows(records):
+            rows.append(row)
+            if on_cell is not None:
+                on_cell(method, run, row)
+
+    run_grid(data, run_spec(spec), skip=skip, on_records=on_records)
+    return rows
 
 
 def summarize_rcml(records: list[dict]) -> list[dict]:

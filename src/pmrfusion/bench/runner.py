@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.prepared import PreparedData, prepare
 from pmrfusion.data.raw import RawMultimodalData
+from pmrfusion.data.splitting import check_splitting, prepare_split
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.protocols import check_protocol, conditions
 from pmrfusion.eval.regression_metrics import task_metrics
@@ -36,6 +37,7 @@ from pmrfusion.methods.base import (
     FusionModel,
     build_method,
     check_regression_method,
+    method_config,
     method_options,
     parse_variant,
 )
@@ -70,6 +72,9 @@ class RunSpec:
     task_options: dict[str, Any] = field(default_factory=dict)  # e.g. retrieval: objective, cca
     build: ModelBuilder | None = None  # None: methods.build_method (feature vectors only)
     encoder: EncoderConfig | None = None  # raw inputs only (None: defaults, end-to-end)
+    splitting: str = "standard"  # how each seed's splits are made (`data.splitting`; "rcml")
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its own options
+    method_train: dict[str, TrainConfig] = field(default_factory=dict)  # method -> its training config
 
     def __post_init__(self) -> None:
         if isinstance(self.methods, str) or isinstance(self.protocols, str):
@@ -79,11 +84,17 @@ class RunSpec:
         for s in self.seeds:
             check_seed(s)
         get_task(self.task)
+        check_splitting(self.splitting)
+        for what in (self.method_options, self.method_train):
+            stray = sorted(set(what) - set(self.methods))
+            if stray:
+                raise PMRFusionError(f"settings for methods {stray} that are not selected")
 
     def check(self) -> None:
         """Unknown method, variant option or protocol names fail here, before any training."""
         for m in self.methods:
-            parse_variant(m)
+            name, own = parse_variant(m)
+            method_config(name, **{**self.method_options.get(m, {}), **own})
         if get_task(self.task).uses_protocols:
             for proto in self.protocols:
                 check_protocol(proto)
@@ -104,7 +115,12 @@ class RunSpec:
         if raw and task.uses_protocols:
             for proto in self.protocols:
                 check_protocol(proto, raw=True)
+        check_splitting(self.splitting, data)
         task.check(data, self.task_options)
+
+    def train_for(self, method: str) -> TrainConfig:
+        """The training config of `method` (its own, else the shared one)."""
+        return self.method_train.get(method, self.train)
 
     @property
     def label_noise(self) -> float:
@@ -235,9 +251,10 @@ def run_one(
 ) -> tuple[list[dict], TrainResult]:  # fmt: skip
     """Fit one method on one prepared split and score it for the spec's task."""
     task = get_task(spec.task)
-    overrides = {**spec.method_overrides, **task.method_overrides(spec.task_options)}
-    model, result = fit_method(method, prepared, seed, overrides, spec.train, spec.build, spec.encoder,
-                               pretrained)  # fmt: skip
+    overrides = {**spec.method_overrides, **task.method_overrides(spec.task_options),
+                 **spec.method_options.get(method, {})}  # fmt: skip
+    model, result = fit_method(method, prepared, seed, overrides, spec.train_for(method), spec.build,
+                               spec.encoder, pretrained)  # fmt: skip
     base = base_record(dataset, method, spec.encoder, prepared.raw)
     return task.evaluate(model, prepared, spec.protocols, seed, base, spec.task_options), result
 
@@ -246,11 +263,15 @@ def run_grid(
     data: MultimodalData | RawMultimodalData,
     spec: RunSpec,
     on_cell: Callable[[str, int, float], None] | None = None,
+    skip: Collection[tuple[str, int]] = (),
+    on_records: Callable[[str, int, list[dict]], None] | None = None,
 ) -> list[dict]:
     """Records for seeds x (task baselines, then methods), in that order, for any data kind.
 
-    Raw inputs outside the end-to-end regime pre-train their encoders once per seed, shared by
-    every method of that seed.
+    Each seed's splits come from `spec.splitting`. Raw inputs outside the end-to-end regime
+    pre-train their encoders once per seed, shared by every method of that seed. (method, seed)
+    pairs in `skip` are not run (already done elsewhere); `on_records(method, seed, records)`
+    hears each fitted cell's records as soon as they exist.
     """
     spec.check_data(data)
     task = get_task(spec.task)
@@ -258,16 +279,20 @@ def run_grid(
     inputs = model_inputs(data, spec.encoder)
     records: list[dict] = []
     for seed in spec.seeds:
-        prepared = prepare(inputs, spec.val_fraction, seed, cfg.frontend, cfg.loader)
+        prepared = prepare_split(spec.splitting, inputs, seed, spec.val_fraction, cfg.frontend, cfg.loader)
         if task.baselines is not None:
             records.extend(task.baselines(prepared, seed, {"dataset": data.name}, spec.task_options))
         pretrained = None
         if prepared.raw and cfg.regime != "end-to-end":
             pretrained = pretrain_encoders(prepared, seed, spec.train, cfg)
         for method in spec.methods:
+            if (method, seed) in skip:
+                continue
             t0 = time.perf_counter()
             recs, _ = run_one(method, prepared, seed, spec, data.name, pretrained)
             records.extend(recs)
+            if on_records is not None:
+                on_records(method, seed, recs)
             if on_cell is not None:
                 on_cell(method, seed, time.perf_counter() - t0)
     return records
