@@ -92,7 +92,7 @@ data = load_dataset({str(manifest)!r})
 t1 = time.perf_counter()
 p = prepare_seed(data, 0, 0.0, EncoderConfig())
 p.val = None
-fit_method("concat", p, 0, {{}}, TrainConfig(epochs=1, encoder=batch_size=256), pretrained=EncoderConfig())
+fit_method("concat", p, 0, {{}}, TrainConfig(epochs=1, batch_size=256), encoder=EncoderConfig())
 t2 = time.perf_counter()
 del p
 import gc; gc.collect()
