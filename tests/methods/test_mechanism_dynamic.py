@@ -221,3 +221,14 @@ def test_iid_l_static_weights_are_learned_per_modality():
     train(model, data, None, TrainConfig(epochs=6, batch_size=48, lr=3e-3))
     w = F.softmax(model.weight_logits.detach(), 0)
     assert float(w[0] - w[1]) > 0.05, w
+
+
+@pytest.mark.parametrize("method", ["qmf", "tmc", "ecml", "iid-q"])
+def test_reported_weight_of_an_absent_modality_is_zero(method):
+    """`ModelOutput.weights` are the weights the fusion applies: an absent modality gets 0."""
+    torch.manual_seed(0)
+    model = build_method(method, {"a": 5, "b": 4}, 3)
+    model.eval()
+    x = {"a": torch.randn(6, 5), "b": torch.randn(6, 4)}
+    weights = model(x, torch.tensor([[True, False]] * 6)).weights
+    assert torch.all(weights["b"] == 0) and torch.all(weights["a"] != 0)

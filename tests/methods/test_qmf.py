@@ -122,7 +122,8 @@ def test_modes_differ_in_detach_and_absent_weight_zero():
     for mode, detached in (("code", True), ("paper", False)):
         model = build_method("qmf", {"m0": 5, "m1": 5}, 3, hidden=8, mode=mode)
         out = model(b.features, b.present)
-        g = torch.autograd.grad(out.logits.sum(), out.weights["m0"], allow_unused=True)[0]
+        confidence = out.extras["confidence:m0"]  # the energy weight before the presence mask
+        g = torch.autograd.grad(out.logits.sum(), confidence, allow_unused=True)[0]
         assert (g is None) == detached
     model = build_method("qmf", {"m0": 5, "m1": 5}, 3, hidden=8)
     model.eval()

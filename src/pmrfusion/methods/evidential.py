@@ -96,7 +96,9 @@ class EvidentialFusion(FusionModel):
             modality_logits={
                 m: torch.log(alpha[i] / view_strength[i]) for i, m in enumerate(self.modalities)
             },
-            weights={m: 1 - view_unc[i] for i, m in enumerate(self.modalities)},
+            # an absent view enters the fusion as vacuous (u = 1): weight 0
+            weights={m: (1 - view_unc[i]) * (1.0 if present is None else present[:, i].to(view_unc.dtype))
+                     for i, m in enumerate(self.modalities)},  # fmt: skip
             uncertainty=(self.num_classes / strength).squeeze(-1),
             extras={"alpha": alpha, "alpha_fused": fused},
         )

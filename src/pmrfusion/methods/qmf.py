@@ -67,19 +67,22 @@ class QMF(FusionModel):
             m: energy_weights(z, self.cfg.alpha, self.cfg.beta, self.cfg.temperature) for m, z in per.items()
         }
         logits = 0.0
+        shown = dict(conf)  # reported weights: what the fusion applies (an absent modality gets 0)
         for i, m in enumerate(self.modalities):
             w = conf[m].detach() if self.cfg.mode == "code" else conf[m]
             if present is not None:
                 w = w * present[:, i].to(w.dtype)
+                shown[m] = conf[m] * present[:, i].to(w.dtype)
             logits = logits + w[:, None] * per[m]
-        return ModelOutput(logits=logits, modality_logits=per, weights=conf)
+        extras = {f"confidence:{m}": c for m, c in conf.items()}  # the ranking regulariser's input
+        return ModelOutput(logits=logits, modality_logits=per, weights=shown, extras=extras)
 
     def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
         uni = sum(F.cross_entropy(output.modality_logits[m], batch.labels) for m in self.modalities)
         rank = history_ranking_loss(
             self.history,
             [output.modality_logits[m] for m in self.modalities],
-            [output.weights[m] for m in self.modalities],
+            [output.extras[f"confidence:{m}"] for m in self.modalities],
             batch.labels,
             batch.index,
             self.cfg.mode,
