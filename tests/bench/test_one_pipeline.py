@@ -97,6 +97,14 @@ def test_the_runner_refuses_what_a_kind_does_not_support(both_kinds):
         RunSpec(["concat"], splitting="kfold")
     with pytest.raises(PMRFusionError, match="not selected"):
         RunSpec(["concat"], method_train={"late": FAST})
+    with pytest.raises(PMRFusionError, match="methods concat given more than once"):
+        RunSpec(["concat", "late", "concat"])
+    with pytest.raises(PMRFusionError, match="seeds 1 given more than once"):
+        RunSpec(["concat"], seeds=[1, 1])
+    from pmrfusion.train.trainer import seed_range
+
+    with pytest.raises(PMRFusionError, match="at most 10000 seeds"):
+        seed_range(2**32)
 
 
 def test_rcml_is_a_splitting_policy_and_per_method_settings_of_the_one_runner(both_kinds):

@@ -6,14 +6,13 @@ thin calls of `runner.run_grid` with that task.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pmrfusion.bench.records import format_mean_std_worst
+from pmrfusion.bench.records import format_mean_std_worst, to_json
 from pmrfusion.bench.runner import RunSpec, run_grid
 from pmrfusion.bench.task_registry import Task, register_task
 from pmrfusion.errors import PMRFusionError
@@ -187,7 +186,7 @@ def retrieval_experiment(
         + retrieval_table(records, main + rest)
     )
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps(records, indent=1) + "\n")
+    atomic_write_text(out / "results.json", to_json(records, indent=1) + "\n")
     atomic_write_text(out / "results.md", md)
     log(md)
     log(f"{len(records)} records written to {out}/results.json (.md)")

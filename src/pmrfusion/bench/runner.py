@@ -83,6 +83,10 @@ class RunSpec:
             raise PMRFusionError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         for s in self.seeds:
             check_seed(s)
+        for what, names in (("methods", self.methods), ("seeds", self.seeds)):
+            twice = sorted({str(v) for v in names if list(names).count(v) > 1})
+            if twice:
+                raise PMRFusionError(f"{what} {', '.join(twice)} given more than once")
         get_task(self.task)
         check_splitting(self.splitting)
         for what in (self.method_options, self.method_train):

@@ -100,6 +100,9 @@ def check_seed(seed: object) -> int:
     return seed
 
 
+MAX_SEED_COUNT = 10_000  # seeds one command runs (each seed trains every method)
+
+
 def seed_range(count: object, first: int = 0, what: str = "--seeds") -> list[int]:
     """Seeds first..first+count-1, checked before any list is made: count >= 1 and every seed in
     check_seed's range."""
@@ -109,6 +112,8 @@ def seed_range(count: object, first: int = 0, what: str = "--seeds") -> list[int
     if first + count - 1 > 2**32 - 1:
         last = first + count - 1
         raise PMRFusionError(f"{what} {count}: seeds {first}..{last} exceed the largest seed {2**32 - 1}")
+    if count > MAX_SEED_COUNT:
+        raise PMRFusionError(f"{what} {count}: at most {MAX_SEED_COUNT} seeds in one run")
     return list(range(first, first + count))
 
 
