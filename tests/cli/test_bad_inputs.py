@@ -17,33 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_error, run_main
 
 import pmrfusion
-from pmrfusion import cli
 
 SRC = str(Path(pmrfusion.__file__).resolve().parents[1])
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str]:
-    old_argv, old_handler = sys.argv, signal.getsignal(signal.SIGINT)
-    sys.argv = ["pmrfusion", *argv]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv = old_argv
-        signal.signal(signal.SIGINT, old_handler)
-    return code, capsys.readouterr().err
-
-
-def assert_one_error(code: int, err: str, needle: str) -> None:
-    assert code == 2, err
-    first = err.strip().splitlines()[0] if err.strip() else ""
-    assert first.startswith("error:"), err
-    assert needle in first, err
-    assert "Traceback" not in err
 
 
 def tiny(tmp_path: Path, name: str = "d.npz", **over) -> Path:

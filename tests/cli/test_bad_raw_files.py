@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import wave
@@ -19,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_error, run_main
 from PIL import Image
 from scipy.io import wavfile
 
 import pmrfusion
-from pmrfusion import cli
 
 SRC = str(Path(pmrfusion.__file__).resolve().parents[1])
 
@@ -245,20 +244,6 @@ def bench_args(manifest: Path, out: Path) -> list[str]:
             "--out", str(out), "--quiet"]  # fmt: skip
 
 
-def run_main(argv: list[str], capsys) -> tuple[int, str]:
-    old_argv, old_handler = sys.argv, signal.getsignal(signal.SIGINT)
-    sys.argv = ["pmrfusion", *argv]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv = old_argv
-        signal.signal(signal.SIGINT, old_handler)
-    return code, capsys.readouterr().err
-
-
 def subprocess_run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": SRC, "PMRFUSION_CACHE": str(cwd / "cache")}
     env.pop("PYTHONWARNINGS", None)
@@ -271,14 +256,6 @@ def subprocess_run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         env=env,
         timeout=300,
     )
-
-
-def assert_one_error(code: int, err: str, needle: str) -> None:
-    assert code == 2, err
-    first = err.strip().splitlines()[0] if err.strip() else ""
-    assert first.startswith("error:"), err
-    assert needle in first, err
-    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

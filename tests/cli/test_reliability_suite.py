@@ -13,16 +13,16 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_helpers import assert_one_error
+from cli_helpers import run_main as _run_main
 
 import pmrfusion
-from pmrfusion import cli
 
 SRC = str(Path(pmrfusion.__file__).resolve().parents[1])
 SUITE = ["suite", "paper", "--datasets", "handwritten", "--methods", "concat", "--seeds", "2",
@@ -46,30 +46,8 @@ def cli_subprocess(
 
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str] | None = None) -> tuple[int, str]:
-    """(exit code, stderr + stdout) of `pmrfusion ARGV` run in this process (output not captured
-    without `capsys`)."""
-    old_argv, old_handler = sys.argv, signal.getsignal(signal.SIGINT)
-    sys.argv = ["pmrfusion", *argv]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv = old_argv
-        signal.signal(signal.SIGINT, old_handler)
-    if capsys is None:
-        return code, ""
-    captured = capsys.readouterr()
-    return code, captured.err + captured.out
-
-
-def assert_one_error(code: int, err: str, needle: str) -> None:
-    """Exit 2, the first line an `error:` line holding `needle`, no traceback."""
-    assert code == 2, err
-    first = err.strip().splitlines()[0] if err.strip() else ""
-    assert first.startswith("error:") and needle in first, err
-    assert "Traceback" not in err, err
+    """(exit code, stderr + stdout) of `pmrfusion ARGV` in this process."""
+    return _run_main(argv, capsys, with_stdout=True)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
