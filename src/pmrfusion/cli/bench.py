@@ -16,6 +16,7 @@ from pmrfusion.cli.options import (
     Device,
     LabelNoise,
     ModalityDropout,
+    Precision,
     Quiet,
     SetOpt,
     split_list,
@@ -66,6 +67,7 @@ def bench(
     ] = None,
     regime: Annotated[str, typer.Option(help="raw data: end-to-end, frozen or finetune")] = "end-to-end",
     device: Device = "auto",
+    precision: Precision = "32",
 ) -> None:
     """Train methods x seeds, evaluate every protocol; print a summary and write DIR/results.*.
 
@@ -101,7 +103,7 @@ def bench(
         protocols=split_list("clean,missing,gaussian" if protocols is None else protocols),
         seeds=seed_list,
         method_overrides=parse_overrides(method_list, set_ or []),
-        train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout, device),
+        train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout, device, precision),
     )
     spec.check()
     data = load_dataset(dataset, data_root)

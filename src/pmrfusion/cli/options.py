@@ -27,6 +27,9 @@ LabelNoise = Annotated[
     float, typer.Option("--label-noise", help="fraction of training labels flipped (seeded), 0..1")
 ]
 Device = Annotated[str, typer.Option(help=f"where training and evaluation run: {DEVICE_HELP}")]
+Precision = Annotated[
+    str, typer.Option(help="training precision: 32, bf16 (bfloat16 autocast) or 16-mixed (float16 + scaler)")
+]
 ModalityDropout = Annotated[
     float,
     typer.Option(
@@ -54,6 +57,7 @@ def train_config(
     label_noise: float = 0.0,
     modality_dropout: float = 0.0,
     device: str = "auto",
+    precision: str = "32",
 ) -> TrainConfig:
     """TrainConfig checks its own fields (one error line for the first bad one)."""
     return TrainConfig(
@@ -64,4 +68,5 @@ def train_config(
         label_noise=label_noise,
         modality_dropout=modality_dropout,
         device=device,
+        precision=precision,
     )

@@ -15,6 +15,7 @@ from pmrfusion.cli.options import (
     Device,
     LabelNoise,
     ModalityDropout,
+    Precision,
     Quiet,
     SetOpt,
     train_config,
@@ -45,6 +46,7 @@ def train_cmd(
     ] = None,
     regime: Annotated[str, typer.Option(help="raw data: end-to-end, frozen or finetune")] = "end-to-end",
     device: Device = "auto",
+    precision: Precision = "32",
 ) -> None:
     """Train one method on one dataset; report validation and clean test accuracy.
 
@@ -56,7 +58,7 @@ def train_cmd(
     check_seed(seed)
     if save is not None:
         check_output_file(save, "--save")
-    tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout, device)
+    tc = train_config(epochs, lr, batch_size, quiet, label_noise, modality_dropout, device, precision)
     data = load_dataset(dataset, data_root)
     cfg = encoder_config_for(data, encoders, regime)
     line = train_once(data, method, seed, overrides, tc, cfg, save, dataset)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.modules.mappings import register_mapping
+from pmrfusion.precision import float32
 
 
 def next_pow2(n: int) -> int:
@@ -69,6 +70,7 @@ class SRHT(nn.Module):
         self.register_buffer("rows", rows)
         self.scale = math.sqrt(self.size / self.out_dim)
 
+    @float32
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.in_dim:
             raise PMRFusionError(f"SRHT expects last dim {self.in_dim}, got {x.shape[-1]}")
@@ -78,6 +80,7 @@ class SRHT(nn.Module):
         y = fwht(x * self.signs)
         return self.scale * y.index_select(-1, self.rows)
 
+    @float32
     def inverse(self, y: Tensor) -> Tensor:
         """The adjoint (transpose): unbiased back-projection, exact inverse when out = N."""
         full = y.new_zeros(*y.shape[:-1], self.size)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pmrfusion.precision import float32
+
 
 def opinion(alpha: Tensor) -> tuple[Tensor, Tensor]:
     """(belief (.., K), uncertainty (..,)) of Dirichlet parameters alpha (.., K)."""
@@ -22,6 +24,7 @@ def alpha_from_opinion(belief: Tensor, uncertainty: Tensor) -> Tensor:
     return belief * strength + 1
 
 
+@float32
 def ds_combine_two(alpha1: Tensor, alpha2: Tensor) -> Tensor:
     """Reduced Dempster-Shafer combination of two Dirichlet opinions (TMC, eq. 3).
 
@@ -37,6 +40,7 @@ def ds_combine_two(alpha1: Tensor, alpha2: Tensor) -> Tensor:
     return alpha_from_opinion(belief, unc)
 
 
+@float32
 def ds_combine(alphas: Tensor, present: Tensor | None = None) -> Tensor:
     """Fold `ds_combine_two` over views in order (M, B, K) -> (B, K); absent views are vacuous."""
     if present is not None:
@@ -48,6 +52,7 @@ def ds_combine(alphas: Tensor, present: Tensor | None = None) -> Tensor:
     return out
 
 
+@float32
 def average_evidence(evidence: Tensor, present: Tensor | None = None) -> Tensor:
     """RCML's conflictive (average-based) aggregation, folded over views in order.
 
@@ -74,6 +79,7 @@ def annealing_coefficient(epoch: int, annealing_step: int) -> float:
     return min(1.0, epoch / max(annealing_step, 1))
 
 
+@float32
 def kl_to_uniform(alpha: Tensor) -> Tensor:
     """KL(Dir(alpha) || Dir(1)) per row, (B, K) -> (B,)."""
     k = alpha.shape[-1]
@@ -83,6 +89,7 @@ def kl_to_uniform(alpha: Tensor) -> Tensor:
     return log_norm + digamma_term
 
 
+@float32
 def edl_digamma_loss(alpha: Tensor, labels: Tensor, annealing: float) -> Tensor:
     """Per-row expected cross-entropy under Dir(alpha) + annealed KL of the misleading evidence.
 
@@ -95,6 +102,7 @@ def edl_digamma_loss(alpha: Tensor, labels: Tensor, annealing: float) -> Tensor:
     return expected_ce + annealing * kl_to_uniform(alpha_tilde)
 
 
+@float32
 def conflictive_degree_loss(alphas: Tensor, present: Tensor | None = None) -> Tensor:
     """RCML's conflictive degree loss, mean over the batch (official `get_dc_loss`).
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.precision import float32
 
 
 def strict_preservation(
@@ -41,6 +42,7 @@ def relaxed_preservation(views: Sequence[Tensor], reconstructed: Sequence[Tensor
 PRESERVATIONS = ("strict", "relaxed")
 
 
+@float32
 def preservation_loss(
     kind: str, views: Sequence[Tensor], reconstructed: Sequence[Tensor], reduction: str = "mean"
 ) -> Tensor:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.precision import float32
 
 
 @lru_cache(maxsize=16)
@@ -57,6 +58,7 @@ def rms_distance(x: Tensor, y: Tensor) -> Tensor:
     return d2.mean().sqrt().clamp_min(1e-8)
 
 
+@float32
 def relaxed_wasserstein(
     x: Tensor,
     y: Tensor,

@@ -24,6 +24,7 @@ from pmrfusion.data.prepared import Split
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel
 from pmrfusion.optim import OptimizerSpec
+from pmrfusion.precision import autocast, check_precision, grad_scaler
 from pmrfusion.tasks import REGRESSION_LOSSES, regression_loss
 from pmrfusion.train import distributed
 from pmrfusion.train.devices import resolve_device
@@ -58,6 +59,10 @@ class TrainConfig:
     # Where a single-process run trains (`train.devices`): "auto" = CUDA when present, else CPU;
     # "cpu", "cuda", "cuda:N", "mps". Under torchrun each rank uses its own device instead.
     device: str = "auto"
+    # Numerical precision of the training forward pass and losses (`pmrfusion.precision`): "32",
+    # "bf16" (bfloat16 autocast) or "16-mixed" (float16 autocast + gradient scaler). The losses that
+    # need float32 (evidential, Sinkhorn, SRHT, preservation) stay float32; evaluation runs in float32.
+    precision: str = "32"
 
     def __post_init__(self) -> None:
         check_train_config(self)
@@ -87,6 +92,7 @@ def check_train_config(tc: TrainConfig) -> None:
     number("modality_dropout", lambda v: 0 <= v < 1, "in [0, 1)")
     check_absent_fill(tc.absent_fill)
     resolve_device(tc.device)
+    check_precision(tc.precision)
     if tc.regression_loss not in REGRESSION_LOSSES:
         raise PMRFusionError(
             f"unknown regression loss {tc.regression_loss!r}: use one of {', '.join(REGRESSION_LOSSES)}"
@@ -193,13 +199,22 @@ def _optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimi
     return opts
 
 
-def optimizer_step(loss: Tensor, opts: list[torch.optim.Optimizer]) -> None:
-    """One step of every optimizer on `loss` (gradients cleared to None first)."""
+def optimizer_step(
+    loss: Tensor, opts: list[torch.optim.Optimizer], scaler: torch.amp.GradScaler | None = None
+) -> None:
+    """One step of every optimizer on `loss` (gradients cleared to None first); with `scaler`
+    (float16 training) the loss is scaled and the steps unscaled and skipped on inf/NaN."""
     for o in opts:
         o.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is None:
+        loss.backward()
+        for o in opts:
+            o.step()
+        return
+    scaler.scale(loss).backward()
     for o in opts:
-        o.step()
+        scaler.step(o)
+    scaler.update()
 
 
 def build_optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
@@ -273,6 +288,7 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
     check_absent_fill(cfg.absent_fill)
     stream = data.training_stream(cfg.batch_size, cfg.seed, cfg.modality_dropout, cfg.absent_fill, ctx)
     opts = _optimizers(model, cfg)
+    scaler = grad_scaler(device, cfg.precision)
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
     history: list[dict[str, float]] = []
     progress = None
@@ -290,10 +306,11 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
             sums: dict[str, float] = {}
             steps = 0
             for batch, weight in stream.epoch(epoch):
-                loss, parts = total_loss(model, batch_to(batch, device), forward, cfg.regression_loss)
+                with autocast(device, cfg.precision):
+                    loss, parts = total_loss(model, batch_to(batch, device), forward, cfg.regression_loss)
                 if ctx is not None:
                     loss = loss * weight
-                optimizer_step(loss, opts)
+                optimizer_step(loss.float(), opts, scaler)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
                 steps += 1
