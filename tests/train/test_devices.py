@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -58,3 +59,27 @@ def test_training_on_cuda_keeps_batches_masks_and_labels_on_the_model_device():
     model, result = fit_method("sg-concat", p, 0, {}, tc)
     assert next(model.parameters()).device.type == "cuda" and result.epochs_run == 2
     assert predict(model, p.test.features).device.type == "cpu"
+
+
+@pytest.mark.parametrize("command", ["bench", "suite", "rcml", "retrieval"])
+def test_grid_commands_refuse_to_run_under_torchrun(command, tmp_path):
+    env = {**os.environ, "WORLD_SIZE": "2"}
+    r = subprocess.run(
+        [sys.executable, "-m", "pmrfusion", command, "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.startswith(f"error: `{command}` does not run under torchrun")
+    assert not (tmp_path / "o").exists()
+
+
+def test_threads_option_sets_torch_threads_and_refuses_zero(tmp_path):
+    code = (
+        "import sys, torch\nfrom pmrfusion.cli import main\n"
+        "sys.argv = ['pmrfusion', '--threads', '1', 'methods']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint('threads', torch.get_num_threads())\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip().endswith("threads 1"), r.stdout[-300:] + r.stderr[-500:]
+    r = subprocess.run([sys.executable, "-m", "pmrfusion", "--threads", "0", "methods"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "--threads" in r.stderr.splitlines()[0]

@@ -12,8 +12,6 @@ import signal
 import sys
 import warnings
 
-import torch
-
 try:  # recent typer vendors click
     from typer._click.exceptions import ClickException
 except ImportError:  # older typer: the click package
@@ -64,7 +62,6 @@ def main() -> None:
     after a run that ends well, so an `error:` line is always the first line on stderr."""
     global _MAIN_PID
     _MAIN_PID = os.getpid()
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     signal.signal(signal.SIGINT, _interrupt)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")

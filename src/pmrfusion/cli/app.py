@@ -17,11 +17,25 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _set_threads(value: int | None) -> int | None:
+    if value is not None:
+        if value < 1:
+            raise typer.BadParameter(f"must be >= 1, got {value}")
+        import torch
+
+        torch.set_num_threads(value)
+    return value
+
+
 @app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="print the version and exit"
     ),
+    threads: int | None = typer.Option(
+        None, "--threads", callback=_set_threads,
+        help="torch threads of this process (default: torch's, one per core); suite workers use one each",
+    ),  # fmt: skip
 ) -> None:
     """pmrfusion: multimodal fusion that survives missing and noisy modalities."""
 

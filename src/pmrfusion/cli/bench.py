@@ -27,6 +27,7 @@ from pmrfusion.data.loaders import load_dataset
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import parse_overrides
 from pmrfusion.paths import check_output_dir
+from pmrfusion.train.distributed import refuse_under_torchrun
 from pmrfusion.train.trainer import seed_range
 
 
@@ -74,6 +75,7 @@ def bench(
     The whole benchmark suite is `pmrfusion suite`, retrieval is `pmrfusion retrieval`
     (`--suite` and `--task retrieval` here are deprecated aliases of those commands).
     """
+    refuse_under_torchrun("bench")
     check_output_dir(out, "--out")
     if task == "retrieval":
         from pmrfusion.bench.retrieval import retrieval_experiment

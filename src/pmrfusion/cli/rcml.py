@@ -11,6 +11,7 @@ from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import DataRoot, split_list
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.paths import check_output_dir
+from pmrfusion.train.distributed import refuse_under_torchrun
 
 
 @app.command("rcml")
@@ -37,6 +38,7 @@ def rcml_cmd(
         write_summary,
     )
 
+    refuse_under_torchrun("rcml")
     check_output_dir(out, "--out")
     if summarize is not None:
         records = [r for path in split_list(summarize) for r in read_records(path)]

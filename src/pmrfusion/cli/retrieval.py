@@ -10,6 +10,7 @@ import typer
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import DataRoot, split_list
 from pmrfusion.paths import check_output_dir
+from pmrfusion.train.distributed import refuse_under_torchrun
 
 
 @app.command("retrieval")
@@ -32,6 +33,7 @@ def retrieval(
     """Train with the contrastive objective, retrieve on test embeddings; CCA side by side."""
     from pmrfusion.bench.retrieval import retrieval_experiment
 
+    refuse_under_torchrun("retrieval")
     check_output_dir(out, "--out")
     retrieval_experiment(
         dataset, split_list(methods), seeds, out, objective, epochs, lr, batch_size, cca, data_root,

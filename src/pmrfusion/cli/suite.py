@@ -25,6 +25,7 @@ from pmrfusion.eval.protocols import check_protocol
 from pmrfusion.methods import method_config
 from pmrfusion.methods.base import parse_overrides
 from pmrfusion.paths import check_output_dir
+from pmrfusion.train.distributed import refuse_under_torchrun
 from pmrfusion.train.trainer import TrainConfig
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def run_suite_command(
 ) -> None:
     from pmrfusion.bench.suite import Terminated, available, default_protocols, suite_spec
 
+    refuse_under_torchrun("suite")
     check_output_dir(out, "--out")
     on_interrupt(
         f"every finished cell is kept in {out}/cells/ (rerun the same command to resume); "

@@ -44,6 +44,17 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def refuse_under_torchrun(command: str) -> None:
+    """One error line when a grid command is started by torchrun (every rank would run the whole
+    grid and write the same folder): DDP is for `train`; grids run cells in parallel themselves."""
+    if launched_by_torchrun():
+        raise PMRFusionError(
+            f"`{command}` does not run under torchrun (each rank would run every cell and write the same "
+            "files): run it in one process (`suite --jobs N` runs cells in parallel) or use "
+            "`torchrun ... -m pmrfusion train` for one distributed model"
+        )
+
+
 def current() -> DistContext | None:
     """The active multi-process context, or None in a plain single-process run."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
