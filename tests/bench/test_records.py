@@ -107,3 +107,14 @@ def test_crafted_dataset_name_cannot_write_outside_the_folder(tmp_path):
     outside = {p for p in tmp_path.rglob("*") if folder not in p.parents and p != folder}
     assert outside == set()
     assert R.safe_component("../../evil") == "evil"
+
+
+def test_one_seed_has_no_spread_and_says_n_1():
+    from pmrfusion.bench.records import format_mean_std_worst, summarise, summary_grid
+
+    assert format_mean_std_worst([0.5]) == "0.5000 (n = 1)"
+    assert format_mean_std_worst([0.5, 0.7]).startswith("0.6000 ± 0.1414")
+    rec = {"dataset": "d", "method": "m", "protocol": "clean", "condition": "clean", "present": ["a"],
+           "seed": 0, "metric": "accuracy", "value": 0.25}  # fmt: skip
+    _, rows = summary_grid(summarise([rec]))
+    assert rows[0][2] == ["0.2500 (n = 1)"]

@@ -166,10 +166,12 @@ def format_mean_std_worst(
     lower_is_better: bool = False,
 ) -> str:
     """'mean ± std (worst)' over seeds (sample std, ddof 1; worst = min, or max when
-    `lower_is_better`, e.g. MAE) of `scale * values`."""
+    `lower_is_better`, e.g. MAE) of `scale * values`; one seed has no spread: 'value (n = 1)'."""
     v = np.asarray(values, dtype=float)
     if not v.size:
         return empty
+    if v.size == 1:
+        return single_seed(scale * v[0], digits)
     worst = v.max() if lower_is_better else v.min()
     return format_stats(scale * v.mean(), scale * sample_std(v), scale * worst, digits)
 
@@ -226,8 +228,13 @@ def is_keep_one(r: dict, protocol: str = "missing") -> bool:
     return r["protocol"] == protocol and len(r["present"]) == 1
 
 
+def single_seed(value: float, digits: int = 4) -> str:
+    """The text of a value measured on one seed: no spread, and it says so."""
+    return f"{value:.{digits}f} (n = 1)"
+
+
 def _fmt_row(r: SummaryRow) -> str:
-    return format_stats(r.mean, r.std, r.worst)
+    return single_seed(r.mean) if r.seeds == 1 else format_stats(r.mean, r.std, r.worst)
 
 
 def summary_grid(rows: list[SummaryRow]) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
