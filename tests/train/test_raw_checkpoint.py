@@ -65,6 +65,7 @@ def test_data_that_does_not_match_the_checkpoint_is_refused(trained):
         (lambda p: p.update(num_classes=10**9), "num_classes"),
         (lambda p: p["modalities"]["image"]["stats"].update(mean=torch.tensor(float("nan"))), "finite"),
         (lambda p: p.pop("state_dict"), "missing state_dict"),
+        (lambda p: p.update(max_length=2**40), "max_length must be an integer in 1..8192"),
     ],
 )
 def test_bad_metadata_is_refused_before_building(trained, tmp_path, edit, message):

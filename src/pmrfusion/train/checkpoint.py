@@ -182,6 +182,7 @@ def _outputs(num_classes: int) -> str:
 RAW_FORMAT = "pmrfusion-raw-checkpoint-1"
 RAW_REQUIRED_KEYS = ("method", "config", "dataset", "num_classes", "modalities", "frontend", "state_dict")
 STAT_FIELDS = ("mean", "std", "spec_mean", "spec_std")
+MAX_TOKENS = 8192  # tokens per text a checkpoint may ask for (MiniLM reads 512)
 
 
 def save_raw_checkpoint(
@@ -260,6 +261,9 @@ def _check_metadata(p: dict[str, Any], where: str) -> None:
         for name, t in stats.items():
             if not isinstance(t, torch.Tensor) or not t.is_floating_point() or not torch.isfinite(t).all():
                 raise PMRFusionError(f"{where}: statistic '{m}.{name}' must hold finite real numbers")
+    length = p.get("max_length", 128)
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_TOKENS:
+        raise PMRFusionError(f"{where}: max_length must be an integer in 1..{MAX_TOKENS}, got {length!r}")
     fe = p["frontend"] if isinstance(p["frontend"], dict) else {}
     size, n_fft = fe.get("spectrogram_size"), fe.get("n_fft")
     if not _ints(size, 4096) or len(size) != 2:
