@@ -97,3 +97,17 @@ def test_cli_errors_exit_2_without_traceback(trained, tmp_path):
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], r.stderr
         assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_a_killed_write_leaves_no_temp_file_behind_the_next_save(trained, tmp_path):
+    """A kill -9 during a write leaves `.model.pt.XXXXXXXX.tmp`: the next save of that checkpoint
+    removes it; other files of the folder (another checkpoint's temp included) are left alone."""
+    _, prepared, model, _ = trained
+    path = tmp_path / "model.pt"
+    stale, other = tmp_path / ".model.pt.ab12cd34.tmp", tmp_path / ".other.pt.ab12cd34.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other.write_bytes(b"someone else's")
+    save_checkpoint(path, model, "sg-concat", {"n": 2}, prepared.dims, prepared.num_classes,
+                    prepared.scaler, "handwritten")  # fmt: skip
+    assert path.is_file() and not stale.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.ab12cd34.tmp", "model.pt"]

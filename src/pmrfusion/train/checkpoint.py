@@ -35,7 +35,7 @@ from pmrfusion.modules.composition import (
     with_encoder_inputs,
 )
 from pmrfusion.modules.encoders import DEFAULT_WIDTH, available_encoders
-from pmrfusion.paths import atomic_write
+from pmrfusion.paths import atomic_write, remove_stale_temps
 
 FORMAT = "pmrfusion-checkpoint-1"
 REQUIRED_KEYS = ("method", "config", "dims", "num_classes", "dataset", "state_dict", "scaler")
@@ -63,6 +63,13 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "scaler": {k: torch.from_numpy(np.asarray(v)) for k, v in scaler.state().items()},
     }
+    _write(path, payload)
+
+
+def _write(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically; the temporary files of an earlier write of this checkpoint that was killed
+    are removed first (a checkpoint path has one writer)."""
+    remove_stale_temps(path.parent, [path.name])
     atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
@@ -224,7 +231,7 @@ def save_raw_checkpoint(
         "frontend": {"spectrogram_size": list(frontend.spectrogram_size), "n_fft": int(frontend.n_fft)},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    atomic_write(Path(path), lambda fh: torch.save(payload, fh))
+    _write(Path(path), payload)
 
 
 def is_raw_checkpoint(path: str | os.PathLike) -> bool:
