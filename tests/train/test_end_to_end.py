@@ -111,7 +111,7 @@ def test_generated_manifest_trains_and_evaluates_from_the_cli(avmnist, tmp_path)
     test_acc = " ".join(r.stdout.split()).split("test accuracy ")[1].split()[0]
     r = _cli("eval", "--load", str(ckpt), "--protocols", "clean,missing")  # dataset named by the checkpoint
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"clean │ {test_acc} ±" in " ".join(r.stdout.split()), r.stdout  # reloaded: same score
+    assert f"clean │ {test_acc} (n = 1)" in " ".join(r.stdout.split()), r.stdout  # reloaded: same score
     assert "missing:image" in r.stdout
     # bad input: one line, exit 2, nothing written
     bad = manifest.read_text().replace("wav/7.wav", "wav/missing.wav")
