@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import pmrfusion
 from pmrfusion import cli
+
+SRC = str(Path(pmrfusion.__file__).resolve().parents[1])
+
+
+def subprocess_run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """`python -W always -m pmrfusion ARGS` in a fresh process (this checkout's package first on the
+    path; the caller's PYTHONWARNINGS and manifest opt-in dropped; `env` added)."""
+    full = {**os.environ, "PYTHONPATH": SRC, **env}
+    for name in ("PYTHONWARNINGS", "PMRFUSION_MANIFEST_ALLOW_OUTSIDE"):
+        if name not in env:
+            full.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-W", "always", "-m", "pmrfusion", *args],
+        capture_output=True, text=True, cwd=cwd, env=full, timeout=300,
+    )  # fmt: skip
 
 
 def run_main(

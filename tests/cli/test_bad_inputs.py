@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_one_error, run_main
+from cli_helpers import assert_one_error, run_main, subprocess_run
 
 import pmrfusion
 
@@ -238,34 +238,13 @@ def test_eval_refuses_a_dataset_with_other_classes(tmp_path, capsys):
     assert_one_error(code, err, "dims")
 
 
-def subprocess_run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": SRC}
-    env.pop("PYTHONWARNINGS", None)
-    return subprocess.run(
-        [sys.executable, "-W", "always", "-m", "pmrfusion", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
-
-
 def test_error_line_is_first_on_stderr_in_a_real_process(tmp_path):
     # integer-valued float labels with a NaN feature: the error comes first even with -W always
     path = tiny(tmp_path, x_b=np.where(np.eye(40, 4) > 0, np.nan, 1.0))
     out = tmp_path / "out"
     r = subprocess_run(
-        "bench",
-        "--dataset",
-        str(path),
-        "--out",
-        str(out),
-        "--set",
-        "n=abc",
-        "--methods",
-        "sg-concat",
-        cwd=tmp_path,
+        ["bench", "--dataset", str(path), "--out", str(out), "--set", "n=abc", "--methods", "sg-concat"],
+        tmp_path,
     )
     assert r.returncode == 2
     assert r.stderr.splitlines()[0].startswith("error:") and "Traceback" not in r.stderr

@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import wave
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_one_error, run_main
+from cli_helpers import assert_one_error, run_main, subprocess_run
 from PIL import Image
 from scipy.io import wavfile
-
-import pmrfusion
-
-SRC = str(Path(pmrfusion.__file__).resolve().parents[1])
 
 
 def rows_in(folder: Path, n: int = 8, audio: bool = False) -> list[dict[str, str]]:
@@ -244,20 +238,6 @@ def bench_args(manifest: Path, out: Path) -> list[str]:
             "--out", str(out), "--quiet"]  # fmt: skip
 
 
-def subprocess_run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": SRC, "PMRFUSION_CACHE": str(cwd / "cache")}
-    env.pop("PYTHONWARNINGS", None)
-    env.pop("PMRFUSION_MANIFEST_ALLOW_OUTSIDE", None)
-    return subprocess.run(
-        [sys.executable, "-W", "always", "-m", "pmrfusion", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_raw_input_is_one_error_line_before_training(tmp_path, capsys, monkeypatch, case):
     _, make, needle = case
@@ -276,7 +256,7 @@ def test_bad_raw_input_in_a_real_process(tmp_path, name):
     _, make, needle = BY_ID[name]
     manifest = make(tmp_path)
     out = tmp_path / "out"
-    r = subprocess_run(bench_args(manifest, out), tmp_path)
+    r = subprocess_run(bench_args(manifest, out), tmp_path, PMRFUSION_CACHE=str(tmp_path / "cache"))
     assert_one_error(r.returncode, r.stderr, needle)
     assert not out.exists()
 
@@ -294,7 +274,7 @@ def test_valid_inputs_that_were_refused_now_train(tmp_path):
     path = write_csv(d, rows)
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     out = tmp_path / "out"
-    r = subprocess_run(bench_args(path, out), tmp_path)
+    r = subprocess_run(bench_args(path, out), tmp_path, PMRFUSION_CACHE=str(tmp_path / "cache"))
     assert r.returncode == 0, r.stderr[-3000:]
     summary = " ".join(r.stdout.split())  # rich wraps long lines
     modalities = "img image (1, 8, 8), vec array (3,), aud audio (8000,), txt text (256,)"
