@@ -170,3 +170,33 @@ def test_classification_only_is_declared_by_the_methods():
     only = classification_only_methods()
     assert {"qmf", "pdf", "tmc", "ecml", "drfuse", "iid-l", "iid-q", "iid-p"} == set(only)
     assert all(isinstance(why, str) and why for why in only.values())
+
+
+@pytest.mark.parametrize("method", ["cmmp", "perceiver", "mbt", "umoe", "sg-cmmp", "rg-umoe"])
+def test_a_shared_config_field_a_method_does_not_declare_has_no_effect_on_it(method):
+    """Back-ends share one config class: the fields a back-end does not declare as options really are
+    unused (changing one builds the same model), so refusing them (`--set num_experts=8` for cmmp)
+    refuses nothing the method reads."""
+    from pmrfusion.methods.base import available_methods, option_names
+
+    spec = available_methods()[method]
+    default = method_config(method)
+    unused = [f for f in dataclasses.fields(default) if f.name not in option_names(method)]
+    assert unused
+    dims, x = {"a": 6, "b": 4}, {"a": torch.randn(5, 6), "b": torch.randn(5, 4)}
+
+    def built(cfg):
+        torch.manual_seed(0)
+        model = spec.builder(dims, 3, cfg).eval()
+        return model, model(x, None).logits
+
+    ref, ref_out = built(default)
+    for f in unused:
+        value = getattr(default, f.name)
+        other = (not value) if isinstance(value, bool) else value + (1 if isinstance(value, int) else 0.05)
+        model, out = built(dataclasses.replace(default, **{f.name: other}))
+        shapes = {k: v.shape for k, v in model.state_dict().items()}
+        assert shapes == {k: v.shape for k, v in ref.state_dict().items()}, f.name
+        assert torch.equal(out, ref_out) and model.loss_weights == ref.loss_weights, f.name
+    with pytest.raises(PMRFusionError, match="has no option"):
+        method_config(method, **{unused[0].name: other})

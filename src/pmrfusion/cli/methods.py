@@ -8,6 +8,7 @@ from rich.table import Table
 
 from pmrfusion.cli.app import app, console
 from pmrfusion.methods import available_methods
+from pmrfusion.methods.base import option_names
 
 
 @app.command()
@@ -15,6 +16,8 @@ def methods() -> None:
     """List the registered methods and their options."""
     table = Table("method", "description", "options (defaults)")
     for name, spec in sorted(available_methods().items()):
-        opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(spec.config_cls))
+        used = set(option_names(spec.name))
+        fields = [f for f in dataclasses.fields(spec.config_cls) if f.name in used]
+        opts = ", ".join(f"{f.name}={f.default!r}" for f in fields)
         table.add_row(name, spec.description, opts)
     console.print(table)

@@ -307,13 +307,24 @@ _DESCRIPTIONS = {
     "umoe": "sparse MoE (4 routed top-k SwiGLU experts + 1 shared) with load-balancing aux",
 }
 _PRES = {"sg": ("strict", "strict"), "rg": ("relaxed", "relaxed")}
+# the BackendConfig fields each back-end reads (besides the head's hidden and dropout)
+_TOKENS = ("token_dim", "tokens_per_modality", "depth", "heads", "attn_dropout")
+_KIND_OPTIONS = {
+    "cmmp": ("embed_dim", "proj_hidden", "contrast_weight", "probe_only"),
+    "perceiver": ("num_latents", *_TOKENS),
+    "mbt": ("num_bottlenecks", *_TOKENS),
+    "umoe": ("num_experts", "top_k", "num_shared_experts", "expert_hidden", "balance_weight"),
+}
+_PMR_FIELDS = tuple(f.name for f in dataclasses.fields(PMRConfig))
 
 for _kind, _desc in _DESCRIPTIONS.items():
-    register_method(_kind, BackendConfig, _desc)(_standalone(_kind))
+    _own = ("hidden", "dropout", *_KIND_OPTIONS[_kind])
+    register_method(_kind, BackendConfig, _desc, options=_own)(_standalone(_kind))
     for _prefix, (_pres, _word) in _PRES.items():
-        register_method(f"{_prefix}-{_kind}", PMRBackendConfig, f"PMR ({_word} preservation) -> {_kind}")(
-            _with_pmr(_kind, _pres)
-        )
+        register_method(
+            f"{_prefix}-{_kind}", PMRBackendConfig, f"PMR ({_word} preservation) -> {_kind}",
+            options=(*_PMR_FIELDS, *_own),
+        )(_with_pmr(_kind, _pres))  # fmt: skip
     del _prefix, _pres, _word
 register_method("sg-srht", SRHTConfig, "PMR with parameter-free SRHT maps (strict) -> concat head")(
     _srht("strict")

@@ -67,16 +67,23 @@ class MethodSpec:
     description: str
     # why the method has no regression form (None: it regresses with num_classes=1)
     classification_only: str | None = None
+    # the config fields the method reads, when its config class is shared with other methods
+    # (None: every field); the others keep their defaults and setting them is an error
+    options: tuple[str, ...] | None = None
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, config_cls: type, description: str, classification_only: str | None = None):
+def register_method(
+    name: str, config_cls: type, description: str, classification_only: str | None = None,
+    options: Iterable[str] | None = None,
+):  # fmt: skip
     """Decorator: register `builder(dims, num_classes, config) -> FusionModel` under `name`.
 
     The method's facts are declared here: `classification_only` says why it cannot regress (its
-    fusion weights or losses need class probabilities). Every int / float option must have an
+    fusion weights or losses need class probabilities); `options` names the config fields it reads
+    when its config class is shared (the rest are not its options). Every int / float option must have an
     allowed range (`field(metadata={"range": ...})` or a shared `OPTION_RANGES` entry): a numeric
     option without one is an error at registration, not an unchecked value later.
     """
@@ -87,9 +94,13 @@ def register_method(name: str, config_cls: type, description: str, classificatio
     ]  # fmt: skip
     if unranged:
         raise TypeError(f"method '{name}': numeric options {unranged} declare no allowed range")
+    used = None if options is None else tuple(options)
+    stray = sorted(set(used or ()) - {f.name for f in dataclasses.fields(config_cls)})
+    if stray:
+        raise TypeError(f"method '{name}': options {stray} are not fields of {config_cls.__name__}")
 
     def deco(builder):
-        _REGISTRY[name] = MethodSpec(name, config_cls, builder, description, classification_only)
+        _REGISTRY[name] = MethodSpec(name, config_cls, builder, description, classification_only, used)
         return builder
 
     return deco
@@ -236,7 +247,7 @@ def parse_overrides(methods: Iterable[str], items: Iterable[str]) -> dict[str, A
         if "=" not in item:
             raise PMRFusionError(f"--set expects key=value, got '{item}'")
         key, text = (s.strip() for s in item.split("=", 1))
-        owners = [m for m in methods if key in _option_types(_REGISTRY[m].config_cls)]
+        owners = [m for m in methods if key in option_names(m)]
         if not owners:
             raise PMRFusionError(f"no selected method ({', '.join(methods)}) has an option '{key}'")
         for m in owners:
@@ -250,14 +261,25 @@ def _spec(name: str) -> MethodSpec:
     return _REGISTRY[name]
 
 
+def option_names(name: str) -> list[str]:
+    """The options method `name` reads (its config's fields, or the ones it declared)."""
+    spec = _spec(name)
+    fields = [f.name for f in dataclasses.fields(spec.config_cls)]
+    return fields if spec.options is None else [f for f in fields if f in spec.options]
+
+
 def method_config(name: str, **config: Any):
-    """The typed config of method `name`, every override checked for name, type and range."""
+    """The typed config of method `name`, every override checked for name, type and range; a field
+    of a shared config class that the method does not read may only be given at its default
+    (as a checkpoint's full config does)."""
     cls = _spec(name).config_cls
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = option_names(name)
     unknown = sorted(set(config) - set(fields))
-    if unknown:
+    unused = sorted(k for k in set(config) & set(fields) - set(names) if config[k] != fields[k].default)
+    if unknown or unused:
         raise PMRFusionError(
-            f"method '{name}' has no option(s) {unknown}; options: {', '.join(sorted(fields))}"
+            f"method '{name}' has no option(s) {unknown or unused}; options: {', '.join(sorted(names))}"
         )
     checked = {k: check_option(name, k, v, cls) for k, v in config.items()}
     cfg = cls(**checked)
@@ -268,9 +290,9 @@ def method_config(name: str, **config: Any):
 
 
 def method_options(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The subset of `overrides` (shared by several methods) that `method`'s config accepts."""
-    fields = {f.name for f in dataclasses.fields(_spec(method).config_cls)}
-    return {k: v for k, v in overrides.items() if k in fields}
+    """The subset of `overrides` (shared by several methods) that are options of `method`."""
+    names = set(option_names(method))
+    return {k: v for k, v in overrides.items() if k in names}
 
 
 def parse_variant(name: str) -> tuple[str, dict[str, Any]]:
@@ -288,7 +310,7 @@ def parse_variant(name: str) -> tuple[str, dict[str, Any]]:
         if "=" not in item:
             raise PMRFusionError(f"method variant {name!r}: expected key=value, got '{item}'")
         key, text = (t.strip() for t in item.split("=", 1))
-        if key not in _option_types(_spec(base).config_cls):
+        if key not in option_names(base):
             raise PMRFusionError(f"method variant {name!r}: '{base}' has no option '{key}'")
         options[key] = parse_option(base, key, text)
     method_config(base, **options)
@@ -424,6 +446,7 @@ __all__ = [
     "estimate_parameters",
     "method_config",
     "method_options",
+    "option_names",
     "parse_option",
     "parse_overrides",
     "parse_variant",
