@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.methods import available_methods, build_method
+from pmrfusion.methods.base import option_names
 from pmrfusion.modules.moe import SparseMoE
 from pmrfusion.train.trainer import TrainConfig, seed_everything, train
 
@@ -22,7 +23,7 @@ SMALL = dict(hidden=16, embed_dim=8, proj_hidden=0, token_dim=8, heads=2)
 
 
 def _small(name, **over):
-    fields = set(available_methods()[name].config_cls.__dataclass_fields__)
+    fields = set(option_names(name))  # the options the method reads
     return {k: v for k, v in {**SMALL, **over}.items() if k in fields}
 
 

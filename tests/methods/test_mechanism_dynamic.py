@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from pmrfusion.data.tensors import TensorSplit
-from pmrfusion.methods import available_methods, build_method
+from pmrfusion.methods import build_method
+from pmrfusion.methods.base import option_names
 from pmrfusion.train.trainer import TrainConfig, seed_everything, train
 from pmrfusion.types import Batch
 
@@ -20,7 +21,7 @@ SMALL = dict(hidden=16, proj_dim=16, d1=4, rip_dim=4, confid_hidden=16)
 
 
 def _small(name, **over):
-    fields = set(available_methods()[name].config_cls.__dataclass_fields__)
+    fields = set(option_names(name))  # the options the method reads
     return {k: v for k, v in {**SMALL, **over}.items() if k in fields}
 
 

@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.methods import available_methods, build_method
+from pmrfusion.methods.base import option_names
 from pmrfusion.train.trainer import TrainConfig, predict, seed_everything, train
 
 torch.set_num_threads(1)
@@ -68,7 +69,7 @@ def halves():
 
 
 def _options(name):
-    fields = set(available_methods()[name].config_cls.__dataclass_fields__)
+    fields = set(option_names(name))  # the options the method reads
     evidential = name in ("tmc", "ecml")  # their official evidence nets: one Linear + Softplus
     return {k: v for k, v in SMALL.items() if k in fields and not (evidential and k == "hidden")}
 
