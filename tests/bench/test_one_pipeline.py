@@ -62,8 +62,8 @@ def test_prepare_gives_one_contract_for_both_kinds(both_kinds):
     assert np.array_equal(pv.train.index.numpy(), pr.train.rows)
     # every split makes its own batches; the trainer reads nothing else
     for split in (pv.train, pr.train):
-        stream = split.training_stream(9, seed=0, dropout=0.5)
-        batches = [b for b, _ in stream.epoch(1)]
+        epoch_batches = split.training_stream(9, seed=0, dropout=0.5)
+        batches = [b for b, _ in epoch_batches(1)]
         assert len(split) == 81 and [len(b.labels) for b in batches] == [9] * 9
         assert all(b.present.any(1).all() for b in batches)  # dropout keeps one modality
         assert any(not b.present.all() for b in batches)
@@ -97,9 +97,9 @@ def test_the_runner_refuses_what_a_kind_does_not_support(both_kinds):
         RunSpec(["concat"], splitting="kfold")
     with pytest.raises(PMRFusionError, match="not selected"):
         RunSpec(["concat"], method_train={"late": FAST})
-    with pytest.raises(PMRFusionError, match="methods concat given more than once"):
+    with pytest.raises(PMRFusionError, match="--methods lists concat more than once"):
         RunSpec(["concat", "late", "concat"])
-    with pytest.raises(PMRFusionError, match="seeds 1 given more than once"):
+    with pytest.raises(PMRFusionError, match="--seeds lists 1 more than once"):
         RunSpec(["concat"], seeds=[1, 1])
     from pmrfusion.train.trainer import seed_range
 

@@ -19,7 +19,6 @@ import dataclasses
 import io
 import json
 import math
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from pmrfusion.bench.task_registry import Task, register_task
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.rcml import conflictive_test, minmax_whole
 from pmrfusion.data.tensors import TensorSplit
-from pmrfusion.errors import PMRFusionError
+from pmrfusion.errors import PMRFusionError, check_distinct
 from pmrfusion.eval.metrics import sample_std
 from pmrfusion.methods.base import FusionModel, method_config
 from pmrfusion.paths import atomic_write_text, run_folder
@@ -61,12 +60,6 @@ MAX_RUNS = 10_000  # runs of one benchmark (run k is seed k)
 TEST_SETS = ("normal", "conflictive")
 
 
-def _once(values: Sequence[str], what: str) -> None:
-    twice = sorted(v for v, n in Counter(values).items() if n > 1)
-    if twice:
-        raise PMRFusionError(f"--{what} lists {', '.join(twice)} more than once")
-
-
 @dataclass
 class RCMLSpec:
     methods: Sequence[str]
@@ -82,7 +75,7 @@ class RCMLSpec:
         """Every setting checked before any data is loaded or trained on."""
         if isinstance(self.methods, str) or not self.methods:
             raise PMRFusionError("RCMLSpec.methods must be a non-empty sequence of method names")
-        _once(self.methods, "methods")
+        check_distinct(self.methods, "methods")
         if isinstance(self.runs, int) and MAX_RUNS < self.runs <= 2**32:  # beyond: seed_range's error
             raise PMRFusionError(f"--runs {self.runs}: at most {MAX_RUNS} runs")
         seed_range(self.runs, what="runs")  # run k is seed k
@@ -230,7 +223,7 @@ def rcml_benchmark(
     note = on_note or (lambda text: None)
     if isinstance(datasets, str) or not datasets:
         raise PMRFusionError("--datasets: give at least one dataset")
-    _once(datasets, "datasets")
+    check_distinct(datasets, "datasets")
     for m in spec.methods:
         method_config(m, **spec.method_overrides.get(m, {}))  # fail before anything is written
     out = Path(out_dir)

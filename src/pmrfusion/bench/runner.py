@@ -30,7 +30,7 @@ from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.prepared import PreparedData, prepare
 from pmrfusion.data.raw import RawMultimodalData
 from pmrfusion.data.splitting import check_splitting, prepare_split
-from pmrfusion.errors import PMRFusionError
+from pmrfusion.errors import PMRFusionError, check_distinct
 from pmrfusion.eval.protocols import check_protocol, conditions
 from pmrfusion.eval.regression_metrics import task_metrics
 from pmrfusion.methods.base import (
@@ -83,10 +83,8 @@ class RunSpec:
             raise PMRFusionError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         for s in self.seeds:
             check_seed(s)
-        for what, names in (("methods", self.methods), ("seeds", self.seeds)):
-            twice = sorted({str(v) for v in names if list(names).count(v) > 1})
-            if twice:
-                raise PMRFusionError(f"{what} {', '.join(twice)} given more than once")
+        check_distinct(self.methods, "methods")
+        check_distinct(self.seeds, "seeds")
         get_task(self.task)
         check_splitting(self.splitting)
         for what in (self.method_options, self.method_train):
@@ -132,11 +130,16 @@ class RunSpec:
         return self.train.label_noise
 
 
-def overrides_for(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The options of `method` (a name or a variant): the shared overrides it accepts, then the
-    variant's own."""
+def resolve_method(method: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(registered name, options) of `method` (a name or a variant): the shared overrides it
+    accepts, then the variant's own."""
     name, own = parse_variant(method)
-    return {**method_options(name, overrides), **own}
+    return name, {**method_options(name, overrides), **own}
+
+
+def overrides_for(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The options of `method` (see `resolve_method`)."""
+    return resolve_method(method, overrides)[1]
 
 
 def encoder_config_for(
@@ -196,8 +199,7 @@ def build_for(
 ) -> FusionModel:  # fmt: skip
     """The untrained model of `method` for `prepared` (call after seeding): the method on the feature
     dims, or encoders + the method on raw inputs."""
-    name, own = parse_variant(method)
-    options = {**method_options(name, overrides), **own}
+    name, options = resolve_method(method, overrides)
     if prepared.raw:
         return build_encoded(name, prepared, seed, options, tc, encoder or EncoderConfig(), pretrained)
     return (build or build_method)(name, prepared.dims, prepared.num_classes, **options)
@@ -320,6 +322,7 @@ __all__ = [
     "overrides_for",
     "prepare_seed",
     "register_task",
+    "resolve_method",
     "run_grid",
     "run_one",
     "seeded_splits",

@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pmrfusion.bench.runner import evaluate, fit_method, overrides_for, prepare_seed
+from pmrfusion.bench.runner import evaluate, fit_method, prepare_seed, resolve_method
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.raw import RawMultimodalData
 from pmrfusion.eval.regression_metrics import primary_metric
-from pmrfusion.methods.base import parse_variant
 from pmrfusion.modules.composition import EncoderConfig
 from pmrfusion.train import distributed
 from pmrfusion.train.checkpoint import save_trained
@@ -43,7 +42,7 @@ def train_once(
             f"val {metric} {val:.4f}, test {metric} {value:.4f}{flipped}"
         )
         if save is not None:
-            name, options = parse_variant(method)[0], overrides_for(method, overrides)
+            name, options = resolve_method(method, overrides)
             save_trained(save, model, prepared, name, options, dataset or data.name, encoder)
             line += f"\ncheckpoint written to {save}"
         return line

@@ -35,7 +35,6 @@ import sys
 import threading
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from pmrfusion.bench import records as store
 from pmrfusion.bench.runner import RunSpec, prepare_seed, run_one
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset, require_feature_vectors
-from pmrfusion.errors import PMRFusionError
+from pmrfusion.errors import PMRFusionError, check_distinct
 from pmrfusion.eval.protocols import available_protocols, check_protocol
 from pmrfusion.methods import available_methods, method_config
 from pmrfusion.paths import run_folder
@@ -116,9 +115,7 @@ class SuiteSpec:
         """Non-empty, no name twice, known methods and protocols (before anything is written)."""
         for what, values in (("datasets", self.datasets), ("methods", self.methods),
                              ("seeds", self.seeds), ("protocols", self.protocols)):  # fmt: skip
-            twice = sorted(str(v) for v, n in Counter(values).items() if n > 1)
-            if twice:
-                raise PMRFusionError(f"--{what} lists {', '.join(twice)} more than once")
+            check_distinct(values, what)
         if not self.datasets or not self.methods or not self.seeds:
             raise PMRFusionError("the suite is empty: give at least one dataset, method and seed")
         for m in self.methods:

@@ -1,7 +1,8 @@
 """The one batching module: training epochs and evaluation chunks of every split kind.
 
-A split (`TensorSplit`: features in memory; `RawSplit`: decoded by a DataLoader) makes a
-`BatchStream` for one training run (`split.training_stream(...)`) and evaluation batches
+A split (`TensorSplit`: features in memory; `RawSplit`: decoded by a DataLoader) makes the
+epochs of one training run (`split.training_stream(...)`, a `BatchStream`: epoch k -> batches) and
+evaluation batches
 (`split.eval_batches()`); the trainer only sees `Batch`es and never asks which kind it has.
 
 - In memory: one seeded permutation per epoch (`torch.randperm` from a generator seeded by the
@@ -74,14 +75,8 @@ def with_dropped(batch: Batch, fill: dict[str, Tensor] | None) -> Batch:
     return Batch(fill_absent(batch.features, batch.present, fill), batch.present, batch.labels, batch.index)
 
 
-class BatchStream:
-    """The training batches of one run: `epoch(k)` yields (batch, loss factor) for epoch k (1-based)."""
-
-    def __init__(self, epoch_fn: Callable[[int], Iterator[tuple[Batch, float]]]):
-        self._epoch = epoch_fn
-
-    def epoch(self, epoch: int) -> Iterator[tuple[Batch, float]]:
-        return self._epoch(epoch)
+# The training batches of one run: called with epoch k (1-based), yields (batch, loss factor).
+BatchStream = Callable[[int], Iterator[tuple[Batch, float]]]
 
 
 def in_memory_stream(
@@ -111,7 +106,7 @@ def in_memory_stream(
             batch = with_dropped(split.batch(mine, mine_keep), fill)
             yield batch, shard_weight(len(mine), len(rows), ctx.world_size)
 
-    return BatchStream(epoch)
+    return epoch
 
 
 def loader_stream(split: Any, batch_size: int, seed: int, dropout: float, ctx: Any) -> BatchStream:
@@ -138,7 +133,7 @@ def loader_stream(split: Any, batch_size: int, seed: int, dropout: float, ctx: A
                 batch = Batch(batch.features, keep, batch.labels, batch.index)
             yield batch, 1.0
 
-    return BatchStream(epoch)
+    return epoch
 
 
 def loader_batches(split: Any, loader: DataLoader) -> Iterator[Batch]:

@@ -87,10 +87,10 @@ def register_method(
     allowed range (`field(metadata={"range": ...})` or a shared `OPTION_RANGES` entry): a numeric
     option without one is an error at registration, not an unchecked value later.
     """
+    types = _option_types(config_cls)
     unranged = [
         f.name for f in dataclasses.fields(config_cls)
-        if _option_types(config_cls)[f.name] in (int, float)
-        and "range" not in f.metadata and f.name not in OPTION_RANGES
+        if types[f.name] in (int, float) and "range" not in f.metadata and f.name not in OPTION_RANGES
     ]  # fmt: skip
     if unranged:
         raise TypeError(f"method '{name}': numeric options {unranged} declare no allowed range")

@@ -286,7 +286,7 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
         device = resolve_device(cfg.device)
         model.to(device)
     check_absent_fill(cfg.absent_fill)
-    stream = data.training_stream(cfg.batch_size, cfg.seed, cfg.modality_dropout, cfg.absent_fill, ctx)
+    epoch_batches = data.training_stream(cfg.batch_size, cfg.seed, cfg.modality_dropout, cfg.absent_fill, ctx)
     opts = _optimizers(model, cfg)
     scaler = grad_scaler(device, cfg.precision)
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
@@ -305,7 +305,7 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
             model.on_epoch_start(epoch)
             sums: dict[str, float] = {}
             steps = 0
-            for batch, weight in stream.epoch(epoch):
+            for batch, weight in epoch_batches(epoch):
                 with autocast(device, cfg.precision):
                     loss, parts = total_loss(model, batch_to(batch, device), forward, cfg.regression_loss)
                 if ctx is not None:
