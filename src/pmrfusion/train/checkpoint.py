@@ -136,10 +136,13 @@ def read_payload(path: Path) -> dict[str, Any]:
     return payload
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[FusionModel, dict[str, Any], Standardizer]:
-    """Rebuild the model from a checkpoint; returns (model, metadata, scaler)."""
+def load_checkpoint(
+    path: str | os.PathLike, *, payload: dict[str, Any] | None = None
+) -> tuple[FusionModel, dict[str, Any], Standardizer]:
+    """Rebuild the model from a checkpoint (`payload`: the file's mapping, if already read);
+    returns (model, metadata, scaler)."""
     path = Path(path)
-    payload = read_payload(path)
+    payload = read_payload(path) if payload is None else payload
     if payload.get("format") != FORMAT:
         raise PMRFusionError(f"{path} is not a pmrfusion checkpoint")
     absent = [k for k in REQUIRED_KEYS if k not in payload]
@@ -302,14 +305,15 @@ def check_raw_data_matches(meta: dict[str, Any], data: RawMultimodalData) -> Non
 
 
 def load_raw_checkpoint(
-    path: str | os.PathLike, data: RawMultimodalData
+    path: str | os.PathLike, data: RawMultimodalData, *, payload: dict[str, Any] | None = None
 ) -> tuple[EncodedFusion, dict[str, Any], RawMultimodalData, dict[str, ModalityStats]]:
-    """Rebuild encoders + method for `data` (checked against the checkpoint first).
+    """Rebuild encoders + method for `data` (checked against the checkpoint first; `payload`: the
+    file's mapping, if already read).
 
     Returns (model in eval mode, metadata, `data` with text tokenised as at training, statistics).
     """
     path = Path(path)
-    p = read_payload(path)
+    p = read_payload(path) if payload is None else payload
     if p.get("format") != RAW_FORMAT:
         raise PMRFusionError(f"{path} is not a raw-data pmrfusion checkpoint")
     _check_metadata(p, f"checkpoint {path}")
@@ -362,17 +366,18 @@ def load_for_evaluation(
     scaled with the checkpoint's statistics (the training rows' min/max, for salt-and-pepper and
     conflict, are scaled the same way). Raw inputs: the test split with the checkpoint's statistics.
     """
-    if not is_raw_checkpoint(path):
-        model, meta, scaler = load_checkpoint(path)
+    payload = read_payload(Path(path))  # read once, for both formats
+    if payload.get("format") != RAW_FORMAT:
+        model, meta, scaler = load_checkpoint(path, payload=payload)
         data = load_data(meta["dataset"])
         if isinstance(data, RawMultimodalData):
             raise PMRFusionError(f"{path} holds a model of feature vectors; '{data.name}' holds raw inputs")
         check_data_matches(meta, data.modalities, data.dims, data.num_classes)
         return model, meta, rescaled(prepare(data, seed=seed), scaler)
-    data = load_data(str(read_payload(Path(path)).get("dataset", "")))
+    data = load_data(str(payload.get("dataset", "")))
     if not isinstance(data, RawMultimodalData):
         raise PMRFusionError(f"{path} holds encoders for raw data; '{data.name}' is a feature dataset")
-    model, meta, data, stats = load_raw_checkpoint(path, data)
+    model, meta, data, stats = load_raw_checkpoint(path, data, payload=payload)
     test = data.rows("test")
     prepared = PreparedData(
         data.name, test, None, test, data.num_classes, data.dims, dict(data.kinds), data.task, data,
