@@ -44,10 +44,11 @@ def _cmd(x, y, k=5):
 
 
 def _orth(a, b):
+    """MISA's DiffLoss: centred rows divided by their (detached) norms."""
     a = a - a.mean(0)
     b = b - b.mean(0)
-    a = a / (a.norm(dim=1, keepdim=True) + 1e-6)
-    b = b / (b.norm(dim=1, keepdim=True) + 1e-6)
+    a = a / (a.norm(dim=1, keepdim=True).detach() + 1e-6)
+    b = b / (b.norm(dim=1, keepdim=True).detach() + 1e-6)
     return (a.t() @ b).pow(2).mean()
 
 
@@ -131,17 +132,16 @@ def test_misa_sim_and_diff_losses_drive_training():
 
 
 def _drfuse_reference_losses(out, labels):
+    """The official sums: JSD of the sigmoid vectors as they are (no renormalisation), mean over
+    rows, summed over pairs; |cos|, mean over rows, summed over modalities."""
     shared, distinct = out.extras["shared"], out.extras["distinct"]
     sig = shared.sigmoid()
-    p = sig / sig.sum(-1, keepdim=True)
-    js = []
+    align = 0.0
     for i, j in itertools.combinations(range(shared.shape[1]), 2):
-        mid = (p[:, i] + p[:, j]) / 2
-        kl_i = (p[:, i] * (p[:, i].log() - mid.log())).sum(-1)
-        kl_j = (p[:, j] * (p[:, j].log() - mid.log())).sum(-1)
-        js.append((kl_i + kl_j) / 2)
-    align = torch.stack(js).mean()
-    distinct_loss = F.cosine_similarity(shared, distinct, dim=-1).abs().mean()
+        p, q = sig[:, i], sig[:, j]
+        mid = (p + q) / 2
+        align = align + 0.5 * (p * (p.log() - mid.log()) + q * (q.log() - mid.log())).sum(-1).mean()
+    distinct_loss = F.cosine_similarity(shared, distinct, dim=-1).abs().mean(0).sum()
     return align, distinct_loss
 
 

@@ -1,5 +1,6 @@
-"""PMR back-ends: CMMP, Perceiver, MBT, UMoE (alone and behind PMR as sg-X / rg-X), and the
-parameter-free SRHT variant of PMR (sg-srht / rg-srht).
+"""PMR back-ends: CMMP, Perceiver, MBT, UMoE (= sparse MoE + CMMP, as the PMR paper's rG-UMoE) and
+its MoE-only ablation (alone and behind PMR as sg-X / rg-X), and the parameter-free SRHT variant
+of PMR (sg-srht / rg-srht).
 
 Every back-end is an `nn.Module` whose forward takes a list of per-modality tensors
 (the raw views when used alone, the PMR outputs Z_m behind PMR) and returns a ModelOutput.
@@ -43,7 +44,7 @@ class BackendConfig:
     depth: int = 2
     heads: int = 4
     attn_dropout: float = 0.1
-    # umoe
+    # moe / umoe (the MoE stage)
     num_experts: int = 4
     top_k: int = 2
     num_shared_experts: int = 1
@@ -156,11 +157,48 @@ def moe_hidden(l_star: int, cfg: BackendConfig) -> int:
     return cfg.expert_hidden if cfg.expert_hidden > 0 else max(1, round(4 * l_star / 3))
 
 
-class UMoEBackend(Backend):
-    """Sparse MoE on l*-wide tokens. With `shared_dim` = l* (PMR, full routing) the first l*
-    entries of every Z_m (S_m) are the tokens of a residual MoE and the specific parts pass
-    through; otherwise (alone, or PMR's G-structure on T_m) every input is first projected
-    linearly to l* = min dims. Concat -> MLP head."""
+class _SparseMoEStage:
+    """The sparse-MoE stage of `MoEBackend` and `UMoEBackend`: a residual MoE on l*-wide tokens.
+
+    With `shared_dim` = l* (PMR, full routing) the first l* entries of every Z_m (S_m, PMR's
+    shared output) are the tokens and the specific parts pass through; otherwise (alone, or
+    PMR's G-structure on T_m) every input is first projected linearly to l* = min dims.
+    """
+
+    inputs: nn.ModuleList | None
+    moe: SparseMoE
+
+    @staticmethod
+    def mixed_widths(in_dims: Sequence[int], shared_dim: int | None) -> list[int]:
+        """The width of each modality's view after the stage."""
+        return [min(in_dims)] * len(in_dims) if shared_dim is None else list(in_dims)
+
+    def _build_stage(self, in_dims: Sequence[int], cfg: BackendConfig, shared_dim: int | None) -> None:
+        """Create `inputs` (None under full routing) and `moe` (after `nn.Module.__init__`)."""
+        self.shared_dim = shared_dim
+        if shared_dim is None:
+            d = min(in_dims)
+            self.inputs = nn.ModuleList(nn.Linear(i, d) for i in in_dims)
+        else:
+            d = shared_dim
+            self.inputs = None
+        self.moe = SparseMoE(d, moe_hidden(d, cfg), cfg.num_experts, cfg.top_k, cfg.num_shared_experts)
+
+    def mix(self, xs: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """(mixed tokens (B, M, l*), the parts that pass through: [T_m] under full routing, else [])."""
+        if self.inputs is None:
+            tokens = torch.stack([x[:, : self.shared_dim] for x in xs], 1)
+            rest = [x[:, self.shared_dim :] for x in xs]
+        else:
+            tokens = torch.stack([p(x) for p, x in zip(self.inputs, xs)], 1)
+            rest = []
+        return tokens + self.moe(tokens), rest
+
+
+class MoEBackend(_SparseMoEStage, Backend):
+    """`moe`: the sparse-MoE stage, then concat -> MLP head; no contrastive term. Not a method of
+    the PMR paper as such (its "MoE" baseline has no stated head): the MoE stage of the paper's
+    UMoE without its CMMP head, kept as an ablation of `umoe` (it was called `umoe` before)."""
 
     def __init__(
         self,
@@ -171,28 +209,50 @@ class UMoEBackend(Backend):
         extra_dim: int = 0,
     ):
         super().__init__()
-        self.shared_dim = shared_dim
-        if shared_dim is None:
-            d = min(in_dims)
-            self.inputs = nn.ModuleList(nn.Linear(i, d) for i in in_dims)
-            feature_dim = d * len(in_dims)
-        else:
-            d = shared_dim
-            self.inputs = None
-            feature_dim = sum(in_dims)
-        self.moe = SparseMoE(d, moe_hidden(d, cfg), cfg.num_experts, cfg.top_k, cfg.num_shared_experts)
-        self.head = MLPHead(feature_dim + extra_dim, num_classes, cfg.hidden, cfg.dropout)
+        self._build_stage(in_dims, cfg, shared_dim)
+        width = sum(self.mixed_widths(in_dims, shared_dim))
+        self.head = MLPHead(width + extra_dim, num_classes, cfg.hidden, cfg.dropout)
 
     def encode(self, xs: list[Tensor]) -> tuple[Tensor, ModelOutput]:
-        if self.inputs is None:
-            tokens = torch.stack([x[:, : self.shared_dim] for x in xs], 1)
-            rest = [x[:, self.shared_dim :] for x in xs]
-        else:
-            tokens = torch.stack([p(x) for p, x in zip(self.inputs, xs)], 1)
-            rest = []
-        mixed = tokens + self.moe(tokens)
+        mixed, rest = self.mix(xs)
         feats = torch.cat([mixed.flatten(1), *rest], -1)
         return feats, ModelOutput(logits=torch.empty(0), aux_losses={"load_balance": self.moe.aux_loss})
+
+
+class UMoEBackend(_SparseMoEStage, CMMPBackend):
+    """`umoe` (the PMR paper's rG-UMoE = rG-CMMP + sparse MoE): the sparse-MoE stage on the shared
+    output, then the CMMP head on the mixed views (per-modality projections to a shared space,
+    symmetric InfoNCE "contrastive", classifier on the mean projection); aux losses "contrastive"
+    and "load_balance"."""
+
+    def __init__(
+        self,
+        in_dims: Sequence[int],
+        names: Sequence[str],
+        num_classes: int,
+        cfg: BackendConfig,
+        shared_dim: int | None,
+        extra_dim: int = 0,
+    ):
+        super().__init__(self.mixed_widths(in_dims, shared_dim), names, num_classes, cfg, extra_dim)
+        self._build_stage(in_dims, cfg, shared_dim)
+
+    def mixed_views(self, xs: Sequence[Tensor]) -> list[Tensor]:
+        """Each modality's view after the MoE: [mixed S_m ; T_m] (full routing) or its mixed token."""
+        mixed, rest = self.mix(xs)
+        if not rest:
+            return list(mixed.unbind(1))
+        return [torch.cat([mixed[:, i], r], -1) for i, r in enumerate(rest)]
+
+    def project(self, xs: Sequence[Tensor]) -> list[Tensor]:
+        return self.projector(self.mixed_views(xs))
+
+    def encode(
+        self, xs: list[Tensor], contrast: Sequence[Tensor] | None = None
+    ) -> tuple[Tensor, ModelOutput]:
+        feats, out = super().encode(xs, contrast)  # its project() ran the MoE on xs last
+        out.aux_losses["load_balance"] = self.moe.aux_loss
+        return feats, out
 
 
 # ----------------------------------------------------------------------------- composed models
@@ -211,7 +271,8 @@ class BackendFusion(FusionModel):
 
 
 class PMRContrastive(PMRFusion):
-    """PMR -> CMMP with `routing="full"`. The classifier reads the projections of the full Z_m.
+    """PMR -> CMMP (or UMoE, whose CMMP head reads the MoE-mixed Z_m) with `routing="full"`. The
+    classifier reads the projections of the full Z_m.
     The retrieval embedding of modality m (and the InfoNCE term) is computed from modality m
     alone (the others zeroed, as in the missing protocol): the mean projection of the Z_j that
     PMR makes from V_m only. With both views present, Z_m's shared part comes from the other
@@ -263,9 +324,12 @@ def _make_backend(kind: str, in_dims, names, num_classes, cfg: BackendConfig, sh
         return perceiver_backend(in_dims, num_classes, cfg, extra_dim), {}
     if kind == "mbt":
         return mbt_backend(in_dims, num_classes, cfg, extra_dim), {}
-    if kind == "umoe":
-        backend = UMoEBackend(in_dims, num_classes, cfg, shared_dim, extra_dim)
+    if kind == "moe":
+        backend = MoEBackend(in_dims, num_classes, cfg, shared_dim, extra_dim)
         return backend, {"load_balance": cfg.balance_weight}
+    if kind == "umoe":
+        backend = UMoEBackend(in_dims, names, num_classes, cfg, shared_dim, extra_dim)
+        return backend, {"contrastive": cfg.contrast_weight, "load_balance": cfg.balance_weight}
     raise ValueError(kind)
 
 
@@ -283,7 +347,7 @@ def _with_pmr(kind: str, preservation: str):
         shared_dim = min(dims.values()) if cfg.routing == "full" else None
         bcfg = _backend_cfg(cfg)
         backend, weights = _make_backend(kind, in_dims, list(dims), num_classes, bcfg, shared_dim, extra)
-        cls = PMRContrastive if kind == "cmmp" else PMRFusion
+        cls = PMRContrastive if kind in _CONTRASTIVE else PMRFusion
         model = cls(dims, cfg, preservation, backend)
         model.loss_weights.update(weights)
         return model
@@ -304,8 +368,12 @@ _DESCRIPTIONS = {
     "cmmp": "CLIP-style projections to a shared space, symmetric InfoNCE aux, classifier on their mean",
     "perceiver": "Perceiver: latent array cross-attending to per-modality vector tokens",
     "mbt": "MBT: per-modality transformer layers exchanging only bottleneck tokens",
-    "umoe": "sparse MoE (4 routed top-k SwiGLU experts + 1 shared) with load-balancing aux",
+    "umoe": "UMoE (PMR paper): sparse MoE (4 routed top-k SwiGLU experts + 1 shared, load-balancing aux)"
+    " on the l* tokens, then the CMMP head (projections, InfoNCE, classifier on their mean)",
+    "moe": "sparse MoE on the l* tokens -> concat MLP head, no contrastive term (UMoE without its CMMP"
+    " head; the 'umoe' of before issue 21)",
 }
+_CONTRASTIVE = ("cmmp", "umoe")  # back-ends with CMMP's InfoNCE: PMRContrastive behind PMR
 _PRES = {"sg": ("strict", "strict"), "rg": ("relaxed", "relaxed")}
 # the BackendConfig fields each back-end reads (besides the head's hidden and dropout)
 _TOKENS = ("token_dim", "tokens_per_modality", "depth", "heads", "attn_dropout")
@@ -313,8 +381,9 @@ _KIND_OPTIONS = {
     "cmmp": ("embed_dim", "proj_hidden", "contrast_weight", "probe_only"),
     "perceiver": ("num_latents", *_TOKENS),
     "mbt": ("num_bottlenecks", *_TOKENS),
-    "umoe": ("num_experts", "top_k", "num_shared_experts", "expert_hidden", "balance_weight"),
+    "moe": ("num_experts", "top_k", "num_shared_experts", "expert_hidden", "balance_weight"),
 }
+_KIND_OPTIONS["umoe"] = (*_KIND_OPTIONS["cmmp"], *_KIND_OPTIONS["moe"])
 _PMR_FIELDS = tuple(f.name for f in dataclasses.fields(PMRConfig))
 
 for _kind, _desc in _DESCRIPTIONS.items():
@@ -337,6 +406,7 @@ __all__ = [
     "BackendConfig",
     "BackendFusion",
     "CMMPBackend",
+    "MoEBackend",
     "TokenEncoderBackend",
     "mbt_backend",
     "PMRBackendConfig",

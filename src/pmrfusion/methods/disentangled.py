@@ -4,11 +4,14 @@
 ``misa``: per-modality projection u_m = LayerNorm(ReLU(W_m x_m)) to ``hidden``; one *shared* encoder
 E_c (Linear + Sigmoid, same weights for every modality) gives the invariant h^c_m; per-modality
 private encoders E^p_m give the specific h^p_m; a decoder per modality reconstructs u_m from
-h^c_m + h^p_m. The 2M vectors go through a one-layer Transformer encoder (2 heads), are concatenated
-and classified by an MLP. Auxiliary losses (``loss_weights``, MISA's defaults): ``sim`` = CMD
-(5 moments) between the invariant parts, averaged over modality pairs (weight 1.0); ``diff`` = soft
-orthogonality between h^c_m and h^p_m for every m and between h^p_i and h^p_j for every pair, summed
-(weight 0.3); ``recon`` = mean over modalities of the MSE between reconstruction and u_m (weight 1.0).
+h^c_m + h^p_m. The 2M vectors go through a one-layer Transformer encoder (2 heads, feed-forward
+``feedforward`` = 2048 and dropout ``transformer_dropout`` = 0.1: the official layer's PyTorch
+defaults), are concatenated and classified by an MLP (dropout ``dropout`` = 0.5, the official
+default). Auxiliary losses (``loss_weights``, MISA's defaults): ``sim`` = CMD (5 moments) between
+the invariant parts, averaged over modality pairs (weight 1.0); ``diff`` = soft orthogonality
+(row norms detached, as the official ``DiffLoss``) between h^c_m and h^p_m for every m and between
+h^p_i and h^p_j for every pair, summed (weight 0.3); ``recon`` = mean over modalities of the MSE
+between reconstruction and u_m (weight 1.0).
 
 Differences from the official MISA code (declare-lab/MISA): the utterance encoders (BERT / LSTMs)
 are replaced by the linear projection of the given features; the fusion MLP maps 2M*hidden ->
@@ -17,22 +20,27 @@ three pairs, here over all M(M-1)/2 pairs; no domain-adversarial variant (MISA's
 Absent modalities (``present`` False) are zeroed, their two tokens are masked out of the
 Transformer, and every auxiliary term uses only rows where the modalities involved are present.
 
-``drfuse``: per-modality *shared* and *distinct* encoders (MLPs to ``hidden``). The fused shared
-representation is the mean of the shared parts of the present modalities; tokens
-[distinct_1, ..., distinct_M, shared] go through DrFuse's disease- (here class-) wise attention: a
-query (mean over present tokens), one key projection per class and a value projection, softmax over
-the present tokens per class, and class logit c = w_c . (attended value for class c) + b_c.
-Auxiliary losses: ``align`` = Jensen-Shannon divergence between sigmoid(shared_i) and
-sigmoid(shared_j) for present pairs; ``distinct`` = |cos(shared_m, distinct_m)|; ``pred_views`` =
-CE of each modality's distinct head (present rows); ``pred_shared`` = CE of the shared head. All
-weights 1 by default.
+``drfuse``: per-modality *shared* and *distinct* encoders (MLPs to ``hidden``); every shared part
+then goes through the official shared projection (one MLP for all modalities: h -> 2h -> h -> h,
+ReLU between). The fused shared representation is the mean of the projected shared parts of the
+present modalities; tokens [distinct_1, ..., distinct_M, shared] go through DrFuse's disease- (here
+class-) wise attention: a query (mean over present tokens), one key projection per class and a
+value projection, softmax over the present tokens per class, and class logit c = w_c . (attended
+value for class c) + b_c. Auxiliary losses, summed as the official code sums them: ``align`` = the
+official JSD between sigmoid(shared_i) and sigmoid(shared_j) (element-wise, rows not renormalised),
+mean over rows where both are present, summed over pairs; ``distinct`` = |cos(shared_m,
+distinct_m)|, mean over present rows, summed over modalities; ``pred_views`` = CE of each
+modality's distinct head, mean over present rows, summed over modalities; ``pred_shared`` = CE of
+the shared head. All weights 1 by default (the official lambdas).
 
 Simplifications of DrFuse (dorothy-yao/drfuse, written for EHR + chest X-ray, multi-label sigmoid):
 M >= 2 feature vectors instead of an EHR transformer and a ResNet; softmax cross-entropy over classes
 instead of per-disease BCE; the shared fusion is the masked mean of shared parts (the code combines
 two modalities with a logsumexp formula and falls back to the EHR part when the image is missing);
-the query is the mean over present tokens of all modalities (the code's EHR-or-pair rule); the
-attention-ranking auxiliary loss of the paper is not implemented.
+the query is the mean over present tokens of all modalities (the code's EHR-or-pair rule); the JSD
+leaves out rows where a modality is absent (the code sums it over every row and divides by the
+paired count); the attention-ranking auxiliary loss of the paper is not implemented. The full list:
+docs/deviations.md.
 """
 
 from __future__ import annotations
@@ -52,8 +60,12 @@ from pmrfusion.objectives.disentangled import central_moment_discrepancy, jensen
 @dataclass
 class MISAConfig:
     hidden: int = field(default=128, metadata=WIDTH)
-    dropout: float = 0.2
+    dropout: float = 0.5  # the fusion head's (official --dropout 0.5)
     heads: int = 2
+    # the fusion Transformer layer: the official nn.TransformerEncoderLayer(hidden, 2) keeps
+    # PyTorch's defaults, feed-forward width 2048 and dropout 0.1, whatever `hidden` is
+    feedforward: int = field(default=2048, metadata=WIDTH)
+    transformer_dropout: float = field(default=0.1, metadata={"range": (0.0, 1.0, True, False)})
     sim_weight: float = 1.0
     diff_weight: float = 0.3
     recon_weight: float = 1.0
@@ -83,7 +95,7 @@ class MISA(FusionModel):
         self.private = nn.ModuleDict({k: nn.Sequential(nn.Linear(h, h), nn.Sigmoid()) for k in dims})
         self.recon = nn.ModuleDict({k: nn.Linear(h, h) for k in dims})
         layer = nn.TransformerEncoderLayer(
-            h, cfg.heads, dim_feedforward=2 * h, dropout=cfg.dropout, batch_first=True
+            h, cfg.heads, dim_feedforward=cfg.feedforward, dropout=cfg.transformer_dropout, batch_first=True
         )
         self.transformer = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
         self.head = nn.Sequential(
@@ -153,6 +165,10 @@ class DrFuse(FusionModel):
         self.num_classes = num_classes
         self.shared_enc = nn.ModuleDict({k: _mlp(d, h, cfg.dropout) for k, d in dims.items()})
         self.distinct_enc = nn.ModuleDict({k: _mlp(d, h, cfg.dropout) for k, d in dims.items()})
+        # the official shared projection, one for all modalities: h -> 2h -> h -> h
+        self.shared_project = nn.Sequential(
+            nn.Linear(h, 2 * h), nn.ReLU(), nn.Linear(2 * h, h), nn.ReLU(), nn.Linear(h, h)
+        )
         self.view_heads = nn.ModuleDict({k: nn.Linear(h, num_classes) for k in dims})
         self.shared_head = nn.Linear(h, num_classes)
         self.attn_proj = nn.Linear(h, (2 + num_classes) * h)  # query, value, one key per class
@@ -167,7 +183,9 @@ class DrFuse(FusionModel):
     def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
         feats = zero_absent(features, present, self.modalities)
         xs = self.views(feats)
-        shared = torch.stack([self.shared_enc[k](x) for k, x in zip(self.modalities, xs)], 1)  # (B, M, h)
+        shared = self.shared_project(
+            torch.stack([self.shared_enc[k](x) for k, x in zip(self.modalities, xs)], 1)
+        )  # (B, M, h)
         distinct = torch.stack([self.distinct_enc[k](x) for k, x in zip(self.modalities, xs)], 1)
         b, m, h = shared.shape
         pres = torch.ones(b, m, dtype=torch.bool, device=shared.device) if present is None else present.bool()
@@ -195,19 +213,22 @@ class DrFuse(FusionModel):
         return out
 
     def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
+        """The official code's sums: ``align`` = sum over modality pairs of the mean JSD over rows
+        where both are present; ``distinct`` = sum over modalities of the mean |cos| over present
+        rows; ``pred_views`` = sum over modalities of the mean CE over present rows;
+        ``pred_shared`` = mean CE of the shared head."""
         shared, distinct = output.extras["shared"], output.extras["distinct"]
         m = shared.shape[1]
         pres = batch.present.to(shared.device).to(shared.dtype)  # (B, M)
-        align = shared.new_zeros(())
-        count = shared.new_zeros(())
+
+        def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+            return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
         sig = shared.sigmoid()
+        align = shared.new_zeros(())
         for i, j in itertools.combinations(range(m), 2):
-            both = pres[:, i] * pres[:, j]
-            align = align + (jensen_shannon(sig[:, i], sig[:, j]) * both).sum()
-            count = count + both.sum()
-        align = align / count.clamp_min(1.0)
+            align = align + masked_mean(jensen_shannon(sig[:, i], sig[:, j]), pres[:, i] * pres[:, j])
         cos = F.cosine_similarity(shared, distinct, dim=-1).abs()  # (B, M)
-        distinct_loss = (cos * pres).sum() / pres.sum().clamp_min(1.0)
         per_view = torch.stack(
             [
                 F.cross_entropy(output.modality_logits[k], batch.labels, reduction="none")
@@ -215,13 +236,11 @@ class DrFuse(FusionModel):
             ],
             1,
         )
-        pred_views = (per_view * pres).sum() / pres.sum().clamp_min(1.0)
-        pred_shared = F.cross_entropy(output.extras["shared_logits"], batch.labels)
         return {
             "align": align,
-            "distinct": distinct_loss,
-            "pred_views": pred_views,
-            "pred_shared": pred_shared,
+            "distinct": torch.stack([masked_mean(cos[:, i], pres[:, i]) for i in range(m)]).sum(),
+            "pred_views": torch.stack([masked_mean(per_view[:, i], pres[:, i]) for i in range(m)]).sum(),
+            "pred_shared": F.cross_entropy(output.extras["shared_logits"], batch.labels),
         }
 
 

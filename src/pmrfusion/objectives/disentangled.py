@@ -21,27 +21,27 @@ def central_moment_discrepancy(x: Tensor, y: Tensor, moments: int = 5) -> Tensor
 
 
 def soft_orthogonality(a: Tensor, b: Tensor) -> Tensor:
-    """MISA's difference loss: mean of (A^T B)^2 over the d_a x d_b entries.
+    """MISA's difference loss (official ``DiffLoss``): mean of (A^T B)^2 over the d_a x d_b entries.
 
-    Rows of A and B are centred over the batch and scaled to unit L2 norm first (MISA's ``DiffLoss``).
+    Rows of A and B are centred over the batch and divided by their L2 norm (+ 1e-6); the norms
+    are detached, as in the official code, so the gradient does not flow through them.
     """
     a = a - a.mean(0, keepdim=True)
     b = b - b.mean(0, keepdim=True)
-    a = a / (a.norm(dim=1, keepdim=True) + 1e-6)
-    b = b / (b.norm(dim=1, keepdim=True) + 1e-6)
+    a = a / (a.norm(dim=1, keepdim=True).detach() + 1e-6)
+    b = b / (b.norm(dim=1, keepdim=True).detach() + 1e-6)
     return (a.t() @ b).pow(2).mean()
 
 
-def jensen_shannon(p: Tensor, q: Tensor, eps: float = 1e-8) -> Tensor:
-    """Per-row JS divergence of two non-negative (B, d) vectors normalised to distributions."""
-    p = p / (p.sum(-1, keepdim=True) + eps)
-    q = q / (q.sum(-1, keepdim=True) + eps)
+def jensen_shannon(p: Tensor, q: Tensor) -> Tensor:
+    """DrFuse's JS divergence (official code), per row of two (B, d) tensors with entries in [0, 1]:
+    1/2 sum_d [p log(p / m) + q log(q / m)], m = (p + q) / 2.
+
+    The entries are taken as they are (DrFuse feeds sigmoid vectors): no renormalisation of a row
+    to a distribution. 0 log 0 = 0.
+    """
     m = (p + q) / 2
-
-    def kl(a: Tensor, b: Tensor) -> Tensor:
-        return (a * (torch.log(a + eps) - torch.log(b + eps))).sum(-1)
-
-    return (kl(p, m) + kl(q, m)) / 2
+    return 0.5 * (torch.xlogy(p, p) - torch.xlogy(p, m) + torch.xlogy(q, q) - torch.xlogy(q, m)).sum(-1)
 
 
 __all__ = ["central_moment_discrepancy", "jensen_shannon", "soft_orthogonality"]
