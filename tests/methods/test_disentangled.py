@@ -1,7 +1,11 @@
 """misa / drfuse: CMD and soft orthogonality against hand values; missing views; aux losses train."""
 
+import itertools
+
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.prepared import prepare
@@ -35,6 +39,116 @@ def test_jensen_shannon_by_hand():
     q = torch.tensor([[0.0, 1.0]])
     assert jensen_shannon(p, q).item() == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-5)
     assert jensen_shannon(p, p).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_jensen_shannon_is_drfuses_official_formula_without_renormalisation():
+    """DrFuse's JSD module: m = log((p + q) / 2); KLDivLoss(m, log p, log_target=True) element-wise is
+    p (log p - m); the row sum of 1/2 (KL(p) + KL(q)). Written out in numpy on sigmoid vectors."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    p, q = 1 / (1 + np.exp(-x)), 1 / (1 + np.exp(-y))
+    log_m = np.log(0.5 * (p + q))
+    want = 0.5 * ((p * (np.log(p) - log_m)) + (q * (np.log(q) - log_m))).sum(-1)
+    got = jensen_shannon(torch.tensor(p), torch.tensor(q)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # the former per-row renormalisation gives other values on the same rows
+    pn, qn = p / p.sum(-1, keepdims=True), q / q.sum(-1, keepdims=True)
+    log_mn = np.log(0.5 * (pn + qn))
+    renormalised = 0.5 * ((pn * (np.log(pn) - log_mn)) + (qn * (np.log(qn) - log_mn))).sum(-1)
+    assert np.abs(got - renormalised).min() > 1e-3
+
+
+def test_soft_orthogonality_gradient_does_not_flow_through_the_norms():
+    """MISA's DiffLoss divides by detached row norms: the gradient equals that of a hand-written
+    version with the norms as constants, and differs from the one through the norms."""
+    g = torch.Generator().manual_seed(0)
+    a0, b0 = torch.randn(6, 4, generator=g), torch.randn(6, 3, generator=g)
+
+    def grads(loss_fn):
+        a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
+        loss_fn(a, b).backward()
+        return a.grad, b.grad
+
+    def by_hand(a, b, detach):
+        a, b = a - a.mean(0), b - b.mean(0)
+        na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
+        if detach:
+            na, nb = na.detach(), nb.detach()
+        return ((a / (na + 1e-6)).t() @ (b / (nb + 1e-6))).pow(2).mean()
+
+    got = grads(soft_orthogonality)
+    constant_norms = grads(lambda a, b: by_hand(a, b, True))
+    through_norms = grads(lambda a, b: by_hand(a, b, False))
+    for g_got, g_want, g_other in zip(got, constant_norms, through_norms):
+        torch.testing.assert_close(g_got, g_want, rtol=1e-6, atol=1e-7)
+        assert float((g_got - g_other).abs().max()) > 1e-3
+
+
+def test_misa_transformer_defaults_are_the_official_layer_and_configurable():
+    """The official nn.TransformerEncoderLayer(hidden, nhead=2) keeps PyTorch's defaults."""
+    model = build_method("misa", {"a": 5, "b": 3}, 4, hidden=16)
+    layer = model.transformer.layers[0]
+    assert layer.linear1.out_features == 2048 and layer.linear2.in_features == 2048
+    assert layer.dropout.p == 0.1 and layer.self_attn.num_heads == 2
+    assert model.head[2].p == 0.5  # the fusion head's dropout (official --dropout 0.5)
+    small = build_method("misa", {"a": 5, "b": 3}, 4, hidden=16, feedforward=32, transformer_dropout=0.2)
+    assert small.transformer.layers[0].linear1.out_features == 32
+    assert small.transformer.layers[0].dropout.p == 0.2
+
+
+def test_drfuse_has_the_official_shared_projection_on_every_shared_part():
+    torch.manual_seed(0)
+    model = build_method("drfuse", {"a": 5, "b": 3}, 4, hidden=8).eval()
+    widths = [(m.in_features, m.out_features) for m in model.shared_project if isinstance(m, torch.nn.Linear)]
+    assert widths == [(8, 16), (16, 8), (8, 8)]
+    feats = {"a": torch.randn(4, 5), "b": torch.randn(4, 3)}
+    with torch.no_grad():
+        out = model(feats)
+        for i, m in enumerate(model.modalities):
+            want = model.shared_project(model.shared_enc[m](feats[m]))
+            torch.testing.assert_close(out.extras["shared"][:, i], want)
+
+
+def test_drfuse_losses_are_the_official_sums_on_a_tiny_batch():
+    """4 rows, 3 modalities, b absent on rows 0-1, c on row 3: every term by explicit loops."""
+    torch.manual_seed(0)
+    model = build_method("drfuse", {"a": 5, "b": 3, "c": 2}, 3, hidden=6).eval()
+    feats = {"a": torch.randn(4, 5), "b": torch.randn(4, 3), "c": torch.randn(4, 2)}
+    present = torch.tensor([[1, 0, 1], [1, 0, 1], [1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    labels = torch.tensor([0, 2, 1, 2])
+    with torch.no_grad():
+        out = model(feats, present)
+        aux = model.auxiliary_losses(out, Batch(feats, present, labels, torch.arange(4)))
+    shared, distinct = out.extras["shared"].double(), out.extras["distinct"].double()
+    align = distinct_loss = pred_views = 0.0
+    for i, j in itertools.combinations(range(3), 2):
+        rows = [r for r in range(4) if present[r, i] and present[r, j]]
+        terms = []
+        for r in rows:
+            p, q = shared[r, i].sigmoid(), shared[r, j].sigmoid()
+            mid = (p + q) / 2
+            terms.append(0.5 * float((p * (p / mid).log() + q * (q / mid).log()).sum()))
+        align += sum(terms) / len(terms)
+    for i, m in enumerate(model.modalities):
+        rows = [r for r in range(4) if present[r, i]]
+        cos = [abs(float(F.cosine_similarity(shared[r, i], distinct[r, i], dim=0))) for r in rows]
+        ce = [float(F.cross_entropy(out.modality_logits[m][r], labels[r])) for r in rows]
+        distinct_loss += sum(cos) / len(cos)
+        pred_views += sum(ce) / len(ce)
+    # the model's float32 JSD cancels to second order (sigmoids near 1/2 at init): 1e-3 relative
+    assert float(aux["align"]) == pytest.approx(align, rel=1e-3)
+    assert float(aux["distinct"]) == pytest.approx(distinct_loss, rel=1e-5)
+    assert float(aux["pred_views"]) == pytest.approx(pred_views, rel=1e-5)
+    assert float(aux["pred_shared"]) == pytest.approx(
+        float(F.cross_entropy(out.extras["shared_logits"], labels)), rel=1e-6
+    )
+    # sums over modalities, not the former mean over every present (row, modality) entry
+    pres = present.double()
+    per_view = torch.stack(
+        [F.cross_entropy(out.modality_logits[m], labels, reduction="none") for m in model.modalities], 1
+    )
+    pooled = float((per_view.double() * pres).sum() / pres.sum())
+    assert float(aux["pred_views"]) > 2.5 * pooled
 
 
 @pytest.mark.parametrize("name", ["misa", "drfuse"])

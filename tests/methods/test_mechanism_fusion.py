@@ -29,6 +29,7 @@ FAMILIES = {
     "perceiver": (["perceiver", "sg-perceiver", "rg-perceiver"], ["test_mechanism_backends.py"]),
     "mbt": (["mbt", "sg-mbt", "rg-mbt"], ["test_mechanism_backends.py"]),
     "umoe": (["umoe", "sg-umoe", "rg-umoe"], ["test_mechanism_backends.py", "test_backends.py"]),
+    "moe": (["moe", "sg-moe", "rg-moe"], ["test_mechanism_backends.py"]),
     "srht": (["sg-srht", "rg-srht"], ["test_mechanism_backends.py", "test_pmr_fidelity.py"]),
     "qmf": (["qmf"], ["test_mechanism_dynamic.py", "test_qmf.py"]),
     "pdf": (["pdf"], ["test_mechanism_dynamic.py", "test_pdf.py"]),

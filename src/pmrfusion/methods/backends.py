@@ -220,10 +220,17 @@ class MoEBackend(_SparseMoEStage, Backend):
 
 
 class UMoEBackend(_SparseMoEStage, CMMPBackend):
-    """`umoe` (the PMR paper's rG-UMoE = rG-CMMP + sparse MoE): the sparse-MoE stage on the shared
-    output, then the CMMP head on the mixed views (per-modality projections to a shared space,
-    symmetric InfoNCE "contrastive", classifier on the mean projection); aux losses "contrastive"
-    and "load_balance"."""
+    """`umoe`, the PMR paper's rG-UMoE = rG-CMMP + a sparse MoE "at the shared output of PMR": the
+    CMMP back-end (per-modality projections to a shared space, symmetric InfoNCE "contrastive",
+    classifier on the mean projection) with the residual sparse-MoE stage on PMR's shared parts
+    S_m (aux "load_balance"). Where the MoE sits (`placement`):
+
+    - "shared" (PMR, G-structure): the S_m (l*-wide tokens) are mixed, and their mean is the
+      shared part the classifier reads with the CMMP features; CMMP reads T_m as in rg-cmmp.
+    - "z" (PMR, full routing): the S_m part of every Z_m is mixed; CMMP reads [mixed S_m ; T_m].
+    - "views" (alone, no PMR, so no shared output): every view is mapped linearly to l* = min dims
+      and mixed; CMMP reads the mixed tokens.
+    """
 
     def __init__(
         self,
@@ -231,18 +238,31 @@ class UMoEBackend(_SparseMoEStage, CMMPBackend):
         names: Sequence[str],
         num_classes: int,
         cfg: BackendConfig,
-        shared_dim: int | None,
+        placement: str,
+        l_star: int,
         extra_dim: int = 0,
     ):
-        super().__init__(self.mixed_widths(in_dims, shared_dim), names, num_classes, cfg, extra_dim)
-        self._build_stage(in_dims, cfg, shared_dim)
+        if placement not in UMOE_PLACEMENTS:
+            raise ValueError(placement)
+        shared_dim = None if placement == "views" else l_star
+        widths = list(in_dims) if placement == "shared" else self.mixed_widths(in_dims, shared_dim)
+        super().__init__(widths, names, num_classes, cfg, extra_dim)
+        self.placement = placement
+        self._build_stage(in_dims, cfg, shared_dim)  # "shared": no input maps, the S_m are l* wide
 
     def mixed_views(self, xs: Sequence[Tensor]) -> list[Tensor]:
-        """Each modality's view after the MoE: [mixed S_m ; T_m] (full routing) or its mixed token."""
+        """CMMP's inputs: the views after the MoE ("views", "z") or the T_m unchanged ("shared")."""
+        if self.placement == "shared":
+            return list(xs)
         mixed, rest = self.mix(xs)
         if not rest:
             return list(mixed.unbind(1))
         return [torch.cat([mixed[:, i], r], -1) for i, r in enumerate(rest)]
+
+    def shared_summary(self, shared: Sequence[Tensor]) -> Tensor:
+        """Under the G-structure: the mean of the MoE-mixed S_m (the classifier's shared part)."""
+        tokens = torch.stack(list(shared), 1)
+        return (tokens + self.moe(tokens)).mean(1)
 
     def project(self, xs: Sequence[Tensor]) -> list[Tensor]:
         return self.projector(self.mixed_views(xs))
@@ -250,9 +270,13 @@ class UMoEBackend(_SparseMoEStage, CMMPBackend):
     def encode(
         self, xs: list[Tensor], contrast: Sequence[Tensor] | None = None
     ) -> tuple[Tensor, ModelOutput]:
-        feats, out = super().encode(xs, contrast)  # its project() ran the MoE on xs last
+        # the MoE's last pass: shared_summary ("shared") or this project() on xs ("views", "z")
+        feats, out = super().encode(xs, contrast)
         out.aux_losses["load_balance"] = self.moe.aux_loss
         return feats, out
+
+
+UMOE_PLACEMENTS = ("shared", "z", "views")
 
 
 # ----------------------------------------------------------------------------- composed models
@@ -317,7 +341,10 @@ def _backend_cfg(cfg) -> BackendConfig:
     return BackendConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names})
 
 
-def _make_backend(kind: str, in_dims, names, num_classes, cfg: BackendConfig, shared_dim, extra_dim=0):
+def _make_backend(
+    kind: str, in_dims, names, num_classes, cfg: BackendConfig, shared_dim, extra_dim=0, l_star=None
+):
+    """`shared_dim`: l* under full routing (else None); `l_star`: PMR's l* (None: no PMR)."""
     if kind == "cmmp":
         return CMMPBackend(in_dims, names, num_classes, cfg, extra_dim), {"contrastive": cfg.contrast_weight}
     if kind == "perceiver":
@@ -328,7 +355,9 @@ def _make_backend(kind: str, in_dims, names, num_classes, cfg: BackendConfig, sh
         backend = MoEBackend(in_dims, num_classes, cfg, shared_dim, extra_dim)
         return backend, {"load_balance": cfg.balance_weight}
     if kind == "umoe":
-        backend = UMoEBackend(in_dims, names, num_classes, cfg, shared_dim, extra_dim)
+        placement = "views" if l_star is None else ("z" if shared_dim is not None else "shared")
+        l_star = min(in_dims) if l_star is None else l_star
+        backend = UMoEBackend(in_dims, names, num_classes, cfg, placement, l_star, extra_dim)
         return backend, {"contrastive": cfg.contrast_weight, "load_balance": cfg.balance_weight}
     raise ValueError(kind)
 
@@ -346,7 +375,9 @@ def _with_pmr(kind: str, preservation: str):
         in_dims, extra = backend_dims(dims, cfg.routing)
         shared_dim = min(dims.values()) if cfg.routing == "full" else None
         bcfg = _backend_cfg(cfg)
-        backend, weights = _make_backend(kind, in_dims, list(dims), num_classes, bcfg, shared_dim, extra)
+        backend, weights = _make_backend(
+            kind, in_dims, list(dims), num_classes, bcfg, shared_dim, extra, min(dims.values())
+        )
         cls = PMRContrastive if kind in _CONTRASTIVE else PMRFusion
         model = cls(dims, cfg, preservation, backend)
         model.loss_weights.update(weights)

@@ -73,6 +73,11 @@ class Backend(nn.Module):
         out.logits = self.head(feats if extra is None else torch.cat([feats, extra], -1))
         return out
 
+    def shared_summary(self, shared: list[Tensor]) -> Tensor:
+        """Under the G-structure, the shared part the classifier reads: mean_m S_m (UMoE mixes the
+        S_m through its MoE first)."""
+        return torch.stack(shared).mean(0)
+
 
 class ConcatBackend(Backend):
     """Concatenate the inputs -> MLP head (hidden = 0: linear classifier)."""
@@ -111,7 +116,7 @@ class PMRFusion(FusionModel):
         """(back-end inputs, classifier extra): (T_m, mean S_m) or (Z_m, None)."""
         if self.routing == "full":
             return rec.fused, None
-        return rec.specific, torch.stack(rec.shared).mean(0)
+        return rec.specific, self.backend.shared_summary(rec.shared)
 
     def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
         views = self.views(features)
