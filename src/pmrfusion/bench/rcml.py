@@ -54,8 +54,11 @@ PUBLISHED = {
     ("pie", "ecml", "conflictive"): (84.00, 0.14),
 }
 
-# Official optimiser settings (TMC lr 3e-4, RCML lr 3e-3; both Adam, wd 1e-5, batch 200, 500 epochs).
+# Official optimiser settings (TMC lr 3e-4, RCML lr 3e-3; both torch.optim.Adam(weight_decay=1e-5),
+# i.e. L2 added to the gradient, not AdamW's decoupled decay; batch 200, 500 epochs). Every method
+# of the runner trains with that optimizer.
 OFFICIAL_LR = {"tmc": 3e-4, "ecml": 3e-3}
+OPTIMIZER = "adam"
 MAX_RUNS = 10_000  # runs of one benchmark (run k is seed k)
 TEST_SETS = ("normal", "conflictive")
 
@@ -97,6 +100,7 @@ class RCMLSpec:
             batch_size=self.batch_size,
             lr=self.lr_for(method),
             weight_decay=self.weight_decay,
+            optimizer=OPTIMIZER,
             seed=run,
         )
 
@@ -216,7 +220,7 @@ def rcml_benchmark(
     An OUT whose records.csv holds records is refused unless `resume`: then the (dataset, method,
     run) cells already there (both test sets) are kept and not rerun, a row cut off by a stop is
     dropped (its run is rerun), and ``settings.json`` must match `spec` (epochs, batch, weight decay,
-    lr). `on_note` hears what was dropped or kept outside the selection.
+    optimizer, lr). `on_note` hears what was dropped or kept outside the selection.
     """
     from pmrfusion.data.loaders import load_feature_dataset
 
@@ -279,6 +283,7 @@ def _settings(spec: RCMLSpec) -> dict:
             "epochs": spec.epochs,
             "batch_size": spec.batch_size,
             "weight_decay": spec.weight_decay,
+            "optimizer": OPTIMIZER,
             "lr": spec.lr_for(m),
             "overrides": spec.method_overrides.get(m, {}),
         }

@@ -30,12 +30,18 @@ from pmrfusion.train import distributed
 from pmrfusion.train.devices import resolve_device
 
 
+MAIN_OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 150
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    # The main optimizer: "adamw" (decoupled weight decay) or "adam" (weight decay added to the
+    # gradient as L2, torch.optim.Adam: what RCML's and TMC's official code use).
+    optimizer: str = "adamw"
     patience: int = 25
     seed: int = 0
     # Named groups (from `FusionModel.optimizer_groups`) trained by their own optimizer
@@ -90,6 +96,8 @@ def check_train_config(tc: TrainConfig) -> None:
     number("weight_decay", lambda v: v >= 0, ">= 0")
     number("label_noise", lambda v: 0 <= v <= 1, "in [0, 1]")
     number("modality_dropout", lambda v: 0 <= v < 1, "in [0, 1)")
+    if tc.optimizer not in MAIN_OPTIMIZERS:
+        raise PMRFusionError(f"unknown optimizer {tc.optimizer!r}: use one of {', '.join(MAIN_OPTIMIZERS)}")
     check_absent_fill(tc.absent_fill)
     resolve_device(tc.device)
     check_precision(tc.precision)
@@ -193,7 +201,8 @@ def _optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimi
         )
     own = {id(p) for g, spec in wanted.items() if not spec.additional for p in groups[g]}
     main = [p for p in model.parameters() if id(p) not in own and p.requires_grad]
-    opts = [torch.optim.AdamW(main, lr=cfg.lr, weight_decay=cfg.weight_decay)] if main else []
+    main_cls = MAIN_OPTIMIZERS[cfg.optimizer]
+    opts = [main_cls(main, lr=cfg.lr, weight_decay=cfg.weight_decay)] if main else []
     for g, spec in wanted.items():
         opts.append(spec.build(groups[g]))
     return opts
