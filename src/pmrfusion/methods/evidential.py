@@ -24,8 +24,9 @@ Differences from the official code (hanmenghan/TMC ``TMC ICLR/``, jiajunsi/RCML 
 - The evidence network defaults to the official one (``hidden=0``: one Linear + Softplus per view;
   both codes build ``[[d]]`` layer lists that reduce to that). ``hidden > 0`` adds one ReLU layer
   with dropout (RCML's ``EvidenceCollector`` with a hidden size).
-- The trainer's optimizer is AdamW (decoupled weight decay) where the official codes use Adam with
-  L2 weight decay 1e-5; the RCML-protocol runner passes lr / weight decay / batch / epochs as the codes do.
+- The official codes train with Adam and L2 weight decay 1e-5; the RCML-protocol runner does the
+  same (`TrainConfig(optimizer="adam")`) with their lr / batch / epochs; elsewhere (suite, bench)
+  the trainer's default AdamW (decoupled weight decay) is used.
 - Per-view EDL terms of absent views are masked (the official codes have no missing views).
 - Validation-time CE on ``logits`` only picks the best epoch when a validation split is given; the
   RCML protocol trains without one, as the official code does (last epoch).
