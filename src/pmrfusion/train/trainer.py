@@ -29,7 +29,6 @@ from pmrfusion.tasks import REGRESSION_LOSSES, regression_loss
 from pmrfusion.train import distributed
 from pmrfusion.train.devices import resolve_device
 
-
 MAIN_OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
 
