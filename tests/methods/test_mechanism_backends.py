@@ -250,8 +250,11 @@ def test_umoe_load_balance_loss_balances_the_routing():
 
 
 def _moe_mixed(backend, tokens):
-    """A residual sparse-MoE pass on (B, M, l*) tokens."""
-    return tokens + backend.moe(tokens)
+    """A residual sparse-MoE pass on (B, M, l*) tokens: umoe pre-norms them (RMSNorm), moe not."""
+    if backend.norm is None:
+        return tokens + backend.moe(tokens)
+    rms = tokens.pow(2).mean(-1, keepdim=True) + torch.finfo(tokens.dtype).eps
+    return tokens + backend.moe(tokens * torch.rsqrt(rms) * backend.norm.weight)
 
 
 def _pmr(model, x):
@@ -298,6 +301,24 @@ def test_umoe_is_rg_cmmp_with_a_sparse_moe_on_the_shared_output(name, routing, p
             assert float(out.aux_losses["contrastive"]) == pytest.approx(want, rel=1e-5)
     assert {"contrastive", "load_balance"} <= set(out.aux_losses)
     assert model.loss_weights["contrastive"] == 1.0 and model.loss_weights["load_balance"] == 0.01
+
+
+def test_umoe_pre_norm_makes_the_experts_see_the_same_tokens_at_any_scale():
+    """UMoE's MoE reads RMSNorm(S_m): scaling the shared parts by 50 leaves the routing and the
+    expert output unchanged (so only the residual grows); `moe` (no norm) routes them otherwise."""
+    for name, normed in (("rg-umoe", True), ("rg-moe", False)):
+        torch.manual_seed(0)
+        model = build_method(name, DIMS, 4, **_small(name)).eval()
+        backend = model.backend
+        assert (backend.norm is not None) == normed
+        tokens = torch.randn(16, 2, min(DIMS.values()), generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            small = backend.moe_residual(tokens) - tokens
+            large = backend.moe_residual(50 * tokens) - 50 * tokens
+        if normed:
+            torch.testing.assert_close(large, small, rtol=1e-4, atol=1e-5)
+        else:
+            assert float((large - small).abs().max()) > 1.0
 
 
 @pytest.mark.parametrize("pair", [("umoe", "moe"), ("rg-umoe", "rg-moe")])

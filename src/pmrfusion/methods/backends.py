@@ -158,7 +158,9 @@ def moe_hidden(l_star: int, cfg: BackendConfig) -> int:
 
 
 class _SparseMoEStage:
-    """The sparse-MoE stage of `MoEBackend` and `UMoEBackend`: a residual MoE on l*-wide tokens.
+    """The sparse-MoE stage of `MoEBackend` and `UMoEBackend`: a residual MoE on l*-wide tokens,
+    x + MoE(norm(x)), where `norm` is an RMSNorm (UMoE: the pre-norm residual block of the
+    transformer MoE it follows) or the identity (`moe`, as before issue 21).
 
     With `shared_dim` = l* (PMR, full routing) the first l* entries of every Z_m (S_m, PMR's
     shared output) are the tokens and the specific parts pass through; otherwise (alone, or
@@ -167,14 +169,22 @@ class _SparseMoEStage:
 
     inputs: nn.ModuleList | None
     moe: SparseMoE
+    norm: nn.Module | None
+
+    def moe_residual(self, tokens: Tensor) -> Tensor:
+        """tokens + MoE(norm(tokens)) for (B, M, l*) tokens; sets `moe.aux_loss`."""
+        return tokens + self.moe(tokens if self.norm is None else self.norm(tokens))
 
     @staticmethod
     def mixed_widths(in_dims: Sequence[int], shared_dim: int | None) -> list[int]:
         """The width of each modality's view after the stage."""
         return [min(in_dims)] * len(in_dims) if shared_dim is None else list(in_dims)
 
-    def _build_stage(self, in_dims: Sequence[int], cfg: BackendConfig, shared_dim: int | None) -> None:
-        """Create `inputs` (None under full routing) and `moe` (after `nn.Module.__init__`)."""
+    def _build_stage(
+        self, in_dims: Sequence[int], cfg: BackendConfig, shared_dim: int | None, prenorm: bool = False
+    ) -> None:
+        """Create `inputs` (None under full routing), `moe` and, with `prenorm`, the RMSNorm in
+        front of it (after `nn.Module.__init__`)."""
         self.shared_dim = shared_dim
         if shared_dim is None:
             d = min(in_dims)
@@ -183,6 +193,7 @@ class _SparseMoEStage:
             d = shared_dim
             self.inputs = None
         self.moe = SparseMoE(d, moe_hidden(d, cfg), cfg.num_experts, cfg.top_k, cfg.num_shared_experts)
+        self.norm = nn.RMSNorm(d) if prenorm else None
 
     def mix(self, xs: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """(mixed tokens (B, M, l*), the parts that pass through: [T_m] under full routing, else [])."""
@@ -192,7 +203,7 @@ class _SparseMoEStage:
         else:
             tokens = torch.stack([p(x) for p, x in zip(self.inputs, xs)], 1)
             rest = []
-        return tokens + self.moe(tokens), rest
+        return self.moe_residual(tokens), rest
 
 
 class MoEBackend(_SparseMoEStage, Backend):
@@ -223,7 +234,10 @@ class UMoEBackend(_SparseMoEStage, CMMPBackend):
     """`umoe`, the PMR paper's rG-UMoE = rG-CMMP + a sparse MoE "at the shared output of PMR": the
     CMMP back-end (per-modality projections to a shared space, symmetric InfoNCE "contrastive",
     classifier on the mean projection) with the residual sparse-MoE stage on PMR's shared parts
-    S_m (aux "load_balance"). Where the MoE sits (`placement`):
+    S_m (aux "load_balance"), pre-normed: S_m + MoE(RMSNorm(S_m)). The paper draws no norm; the
+    transformer MoE block it follows has one, and without it the SwiGLU experts (quadratic in
+    their input's scale) see the unnormalised S_m and the task loss spikes in training. Where the
+    MoE sits (`placement`):
 
     - "shared" (PMR, G-structure): the S_m (l*-wide tokens) are mixed, and their mean is the
       shared part the classifier reads with the CMMP features; CMMP reads T_m as in rg-cmmp.
@@ -248,7 +262,7 @@ class UMoEBackend(_SparseMoEStage, CMMPBackend):
         widths = list(in_dims) if placement == "shared" else self.mixed_widths(in_dims, shared_dim)
         super().__init__(widths, names, num_classes, cfg, extra_dim)
         self.placement = placement
-        self._build_stage(in_dims, cfg, shared_dim)  # "shared": no input maps, the S_m are l* wide
+        self._build_stage(in_dims, cfg, shared_dim, prenorm=True)  # "shared": no input maps
 
     def mixed_views(self, xs: Sequence[Tensor]) -> list[Tensor]:
         """CMMP's inputs: the views after the MoE ("views", "z") or the T_m unchanged ("shared")."""
@@ -261,8 +275,7 @@ class UMoEBackend(_SparseMoEStage, CMMPBackend):
 
     def shared_summary(self, shared: Sequence[Tensor]) -> Tensor:
         """Under the G-structure: the mean of the MoE-mixed S_m (the classifier's shared part)."""
-        tokens = torch.stack(list(shared), 1)
-        return (tokens + self.moe(tokens)).mean(1)
+        return self.moe_residual(torch.stack(list(shared), 1)).mean(1)
 
     def project(self, xs: Sequence[Tensor]) -> list[Tensor]:
         return self.projector(self.mixed_views(xs))
