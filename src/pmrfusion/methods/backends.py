@@ -412,8 +412,9 @@ _DESCRIPTIONS = {
     "cmmp": "CLIP-style projections to a shared space, symmetric InfoNCE aux, classifier on their mean",
     "perceiver": "Perceiver: latent array cross-attending to per-modality vector tokens",
     "mbt": "MBT: per-modality transformer layers exchanging only bottleneck tokens",
-    "umoe": "UMoE (PMR paper): sparse MoE (4 routed top-k SwiGLU experts + 1 shared, load-balancing aux)"
-    " on the l* tokens, then the CMMP head (projections, InfoNCE, classifier on their mean)",
+    "umoe": "UMoE (PMR paper): pre-normed sparse MoE (4 routed top-k SwiGLU experts + 1 shared, balance aux)"
+    " on the l*-wide shared parts S_m (alone: maps of the views), then the CMMP head (projections,"
+    " InfoNCE, classifier on their mean)",
     "moe": "sparse MoE on the l* tokens -> concat MLP head, no contrastive term (UMoE without its CMMP"
     " head; the 'umoe' of before issue 21)",
 }
