@@ -3,7 +3,7 @@
     name = "bench"                       # the experiment; its records go to `out`
     title = "Foundation benchmark"
     description = "Prose shown at the top of the page."
-    out = "results/bench"                # default results/<name>
+    out = "results/bench"                # default runs/<name>
     pool_code_versions = ""              # a reason, if tables may pool cells of different code
 
     [defaults]                           # every grid starts from these (a grid's keys win)
@@ -228,16 +228,14 @@ def load_experiment(path: str | Path, root: str | Path | None = None) -> Experim
         raise PMRFusionError(f"{path} lacks 'name'")
     name = check_name(str(raw["name"]), "experiment name")
     defaults = raw.get("defaults", {})
-    _unknown(
-        defaults, GRID_KEYS - {"id", "dataset", "methods"} | {"methods", "dataset"}, f"{path} [defaults]"
-    )
+    _unknown(defaults, GRID_KEYS - {"id"}, f"{path} [defaults]")
     grids_raw = raw.get("grid", [])
     if not grids_raw:
         raise PMRFusionError(f"{path} has no [[grid]]")
     grids = [_grid(g, defaults, i) for i, g in enumerate(grids_raw)]
     check_distinct([g.id for g in grids], "grid ids")
     tables = [_table(t, [g.id for g in grids], i) for i, t in enumerate(raw.get("table", []))]
-    out = Path(raw.get("out", f"results/{name}"))
+    out = Path(raw.get("out", f"runs/{name}"))
     if root is not None and not out.is_absolute():
         out = Path(root) / out
     return Experiment(

@@ -10,6 +10,7 @@ the page then says so.
 
 from __future__ import annotations
 
+import csv
 import io
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pmrfusion.bench.claims import Verdict, judge, load_claims
-from pmrfusion.bench.experiment import Experiment, Table
+from pmrfusion.bench.experiment import Experiment, Table, load_experiment
 from pmrfusion.bench.experiment_store import CellKey, ExperimentStore, StoredCell
 from pmrfusion.bench.provenance import config_hash
 from pmrfusion.bench.selectors import per_seed
@@ -211,3 +212,71 @@ def write_page(exp: Experiment, store: ExperimentStore, claims_path: Path | None
     path = exp.out / PAGE_FILE
     atomic_write_text(path, render_page(exp, store, claims_path))
     return path
+
+
+VERDICT_COLUMNS = (
+    "id", "paper", "where", "text", "experiment", "grid", "a", "b", "selector", "metric", "direction",
+    "n", "mean_difference", "ci_low", "ci_high", "p_value", "verdict", "note",
+)  # fmt: skip
+
+
+def all_verdicts(claims_path: Path, root: Path | None = None) -> list[Verdict]:
+    """Every claim of `claims_path` judged on the records of its experiment (the file
+    `<name>.toml` beside the claims file; its folder relative to `root`); a claim whose
+    experiment has no records is 'not run'."""
+    claims = load_claims(claims_path)
+    verdicts = []
+    loaded: dict[str, tuple[Experiment, ExperimentStore] | None] = {}
+    for c in claims:
+        if c.experiment not in loaded:
+            path = claims_path.parent / f"{c.experiment}.toml"
+            if not path.exists():
+                raise PMRFusionError(f"claim '{c.id}' reads experiment '{c.experiment}': {path} not found")
+            exp = load_experiment(path, root)
+            loaded[c.experiment] = (exp, ExperimentStore.read(exp.out))
+        exp, store = loaded[c.experiment]
+        cells = current_cells(exp, store)
+        mine = {k: v for k, v in cells.items() if k[0] == c.grid}
+        _check_pooling(exp, mine, f"claim '{c.id}'")
+        verdicts.append(judge(c, store.all_records(sorted(mine))))
+    return verdicts
+
+
+def verdicts_csv(verdicts: Sequence[Verdict]) -> str:
+    """One row per claim with its comparison, n, difference, CI, p and verdict."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=VERDICT_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for v in verdicts:
+        r = v.result
+        stats = {"n": r.n, "mean_difference": repr(r.mean_difference), "ci_low": repr(r.ci_low),
+                 "ci_high": repr(r.ci_high), "p_value": repr(r.p_value)} if r else {}  # fmt: skip
+        w.writerow({**{k: getattr(v.claim, k) for k in VERDICT_COLUMNS[:11]}, **stats, "verdict": v.verdict,
+                    "note": v.note})  # fmt: skip
+    return buf.getvalue()
+
+
+def verdicts_page(verdicts: Sequence[Verdict], claims_path: Path) -> str:
+    counts = Counter(v.verdict for v in verdicts)
+    summary = ", ".join(f"{n} {k}" for k, n in counts.most_common())
+    return (
+        "# Verdicts: every paper claim, judged from the records\n\n"
+        f"Made by `pmrfusion verdicts {claims_path.as_posix()}` (generated page: do not edit). "
+        f"{len(verdicts)} claims: {summary}.\n\n"
+        "Each claim is a comparison of two methods on one grid of an experiment: the per-seed values "
+        "(the mean over the conditions its selector names) are paired by seed, and the 95% paired t "
+        "interval of the mean difference a − b decides: **holds** when it lies wholly on the claimed "
+        "side of 0, **fails** when wholly on the other side, **inconclusive** when it contains 0; "
+        "**not engaged** when the mechanism check (the named loss falls in every seed) did not pass; "
+        "**not run** when the experiment has no records yet. Why the paired t test: "
+        "`pmrfusion.eval.paired`.\n\n" + verdict_rows(verdicts)
+    )
+
+
+def write_verdicts(claims_path: Path, out: Path, root: Path | None = None) -> list[Verdict]:
+    """`out`/README.md and `out`/verdicts.csv from every claim (atomically); the verdicts."""
+    verdicts = all_verdicts(claims_path, root)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "verdicts.csv", verdicts_csv(verdicts))
+    atomic_write_text(out / PAGE_FILE, verdicts_page(verdicts, claims_path))
+    return verdicts

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from pmrfusion.bench.experiment import load_experiment
-from pmrfusion.bench.experiment_page import write_page
+from pmrfusion.bench.experiment_page import write_page, write_verdicts
 from pmrfusion.bench.experiment_run import run_experiment
 from pmrfusion.bench.experiment_store import ExperimentStore
 from pmrfusion.cli.app import app, console, on_interrupt
@@ -59,3 +59,15 @@ def run(
         )  # fmt: skip
     page = write_page(exp, store, claims_path)
     console.print(f"{len(store.cells)} cells in {exp.out}/records.csv; page {page}")
+
+
+@app.command()
+def verdicts(
+    claims: Annotated[Path, typer.Argument(help="claims file (TOML), e.g. experiments/claims.toml")],
+    out: Annotated[Path, typer.Option(help="folder for README.md and verdicts.csv")] = Path("runs/verdicts"),
+) -> None:
+    """Judge every claim of the claims file from its experiment's records (paired t over seeds)."""
+    if not claims.exists():
+        raise PMRFusionError(f"claims file {claims} not found")
+    found = write_verdicts(claims, out)
+    console.print(f"{len(found)} verdicts written to {out}/README.md and verdicts.csv")
