@@ -278,3 +278,22 @@ def test_cli_run_writes_the_page_and_refuses_a_second_run(tmp_path):
     assert second.returncode == 2 and second.stderr.startswith("error: ") and "--resume" in second.stderr
     page = subprocess.run([*cmd, "--page-only"], capture_output=True, text=True, timeout=300)
     assert page.returncode == 0, page.stderr
+
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def test_every_committed_experiment_and_claim_is_well_formed():
+    files = sorted(EXPERIMENTS.glob("*.toml"))
+    experiments = {p.stem: load_experiment(p) for p in files if p.name != "claims.toml"}
+    assert {"bench", "suite", "avmnist", "mosi"} <= set(experiments)
+    for name, exp in experiments.items():
+        assert exp.name == name, f"{name}.toml names itself '{exp.name}'"
+        assert exp.out.as_posix() == f"results/{name}", f"{name}.toml writes to {exp.out}"
+    for claim in load_claims(EXPERIMENTS / "claims.toml"):
+        exp = experiments[claim.experiment]
+        grid = exp.grid(claim.grid)
+        for method in (claim.a, claim.b, claim.engaged_method or claim.a):
+            assert method in grid.spec.methods, (
+                f"claim {claim.id}: {method} is not run in {exp.name}/{grid.id}"
+            )
