@@ -16,6 +16,7 @@ protocol "training", condition "train": `best_epoch`, `epochs_run`, the best val
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -112,6 +113,59 @@ def stale_cells(exp: Experiment, store: ExperimentStore, plans: list[CellPlan]) 
     return stale
 
 
+@dataclasses.dataclass(frozen=True)
+class CellTask:
+    """One (grid, method, seed) to fit: everything a worker needs but the data (it loads that)."""
+
+    grid: Grid
+    dataset: str
+    method: str
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CellOutcome:
+    records: list[dict]  # the method's records + training diagnostics, each with its grid
+    baselines: list[dict]  # records the task made without a method (retrieval), with their grid
+    seconds: float
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(name: str, data_root: str | None) -> MultimodalData | RawMultimodalData:
+    return load_dataset(name, data_root)
+
+
+def fit_cell(task: CellTask, data_root: str | None, device: str) -> CellOutcome:
+    """Fit and score one cell through `run_grid` (one method, one seed), in any process."""
+    data = _dataset(task.dataset, data_root)
+    spec = task.grid.spec
+    spec = dataclasses.replace(
+        spec, methods=[task.method], seeds=[task.seed],
+        train=dataclasses.replace(spec.train, device=device),
+        method_train={m: dataclasses.replace(t, device=device) for m, t in spec.method_train.items()
+                      if m == task.method},
+        method_options={m: o for m, o in spec.method_options.items() if m == task.method},
+    )  # fmt: skip
+    fitted: list[CellOutcome] = []
+
+    def on_fit(method: str, seed: int, recs: list[dict], result: TrainResult, seconds: float) -> None:
+        base = {"grid": task.grid.id, "dataset": data.name, "method": method, "seed": seed}
+        records = [{"grid": task.grid.id, **r} for r in recs]
+        records += training_records(result, base, list(data.modalities))
+        fitted.append(CellOutcome(records, [], seconds))
+
+    everything = run_grid(data, spec, on_fit=on_fit)
+    mine = {(r["method"], r["seed"]) for r in fitted[0].records}
+    baselines = [{"grid": task.grid.id, **r, "method": f"baseline:{r['method']}"}
+                 for r in everything if (r["method"], r["seed"]) not in mine]  # fmt: skip
+    return CellOutcome(fitted[0].records, baselines, fitted[0].seconds)
+
+
+def _serial(fn: Callable[..., CellOutcome], tasks: Sequence[CellTask], *args: Any):
+    for task in tasks:
+        yield task, fn(task, *args)
+
+
 def run_experiment(
     exp: Experiment,
     data_root: str | None = None,
@@ -137,49 +191,30 @@ def run_experiment(
     if stale:
         say(f"{len(stale)} stored cells are out of date (settings, data or code changed) and run again")
         store.drop(stale)
-    code = source_hash()
+    tasks = []
     for p in plans:
         todo = [(m, s) for s in p.grid.spec.seeds for m in p.grid.spec.methods if (m, s) not in p.done]
-        say(f"grid {p.grid.id}: {len(p.done)} cells kept, {len(todo)} to run (code {code})")
-        if not todo:
-            continue
-        spec = dataclasses.replace(
-            p.grid.spec,
-            train=dataclasses.replace(p.grid.spec.train, device=device),
-            method_train={
-                m: dataclasses.replace(t, device=device) for m, t in p.grid.spec.method_train.items()
-            },
-        )
-        present = list(p.data.modalities)
-        fitted: set[tuple[str, int]] = set()
-
-        def on_fit(method: str, seed: int, recs: list[dict], result: TrainResult, seconds: float,
-                   p: CellPlan = p, present: list[str] = present, fitted: set = fitted) -> None:  # fmt: skip
-            base = {"grid": p.grid.id, "dataset": p.data.name, "method": method, "seed": seed}
-            records = [{"grid": p.grid.id, **r} for r in recs]
-            records += training_records(result, base, present)
-            store.put((p.grid.id, p.data.name, method, seed), records, seconds, p.hashes[method])
-            store.save()
-            fitted.add((method, seed))
-            say(f"  {p.grid.id} {method} seed {seed}: {seconds:.1f}s")
-
-        everything = run_grid(p.data, spec, skip=p.done, on_fit=on_fit)
-        _store_baselines(store, p, everything, fitted)
+        say(f"grid {p.grid.id}: {len(p.done)} cells kept, {len(todo)} to run (code {source_hash()})")
+        tasks += [CellTask(p.grid, p.data.name, m, s) for m, s in todo]
+    by_grid = {p.grid.id: p for p in plans}
+    for task, outcome in _serial(fit_cell, tasks, data_root, device):
+        p = by_grid[task.grid.id]
+        store.put((task.grid.id, p.data.name, task.method, task.seed), outcome.records, outcome.seconds,
+                  p.hashes[task.method])  # fmt: skip
+        _store_baselines(store, p, outcome.baselines)
+        store.save()
+        say(f"  {task.grid.id} {task.method} seed {task.seed}: {outcome.seconds:.1f}s")
     return store
 
 
-def _store_baselines(store: ExperimentStore, p: CellPlan, records: list[dict], fitted: set) -> None:
-    """Records the task made without fitting a method (retrieval's baselines), one cell per
-    (method, seed), named 'baseline:<method>'."""
+def _store_baselines(store: ExperimentStore, p: CellPlan, baselines: list[dict]) -> None:
+    """Records the task made without fitting a method (retrieval's baselines): one cell per
+    (method, seed), named 'baseline:<method>', stored once."""
     extra: dict[CellKey, list[dict]] = {}
-    for r in records:
-        if (r["method"], r["seed"]) in fitted:
-            continue
-        row = {"grid": p.grid.id, **r, "method": f"baseline:{r['method']}"}
-        extra.setdefault(cell_key(row), []).append(row)
-    if not extra:
-        return
+    for r in baselines:
+        key = cell_key(r)
+        if key not in store.cells:
+            extra.setdefault(key, []).append(r)
     settings = {**p.grid.settings, "baselines": True}
     for key, recs in extra.items():
         store.put(key, recs, 0.0, provenance(settings, p.fingerprint, next(iter(p.hashes.values())).device))
-    store.save()
