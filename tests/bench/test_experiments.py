@@ -175,6 +175,9 @@ def test_bad_experiment_files_fail_in_one_line(tmp_path):
         ),
         'name = "x"\n[[grid]]\nid = "g"\ndataset = "d"\nmethods = "concat"\n': "list of names",
     }
+    table = '\n[[table]]\ntitle = "t"\nmetric = "accuracy"\ncolumns = ["salt_pepper"]\n'
+    grid = 'name = "x"\n[[grid]]\nid = "g"\ndataset = "d"\nmethods = ["concat"]\n'
+    bad[grid + table] = "matches no protocol"
     for text, message in bad.items():
         path = tmp_path / "bad.toml"
         path.write_text(text)

@@ -197,6 +197,24 @@ def _grid(raw: Mapping[str, Any], defaults: Mapping[str, Any], index: int) -> Gr
     return Grid(grid_id, str(g["dataset"]), spec, settings)
 
 
+def _check_columns(columns: list[str], grids: list[Grid], where: str) -> None:
+    """Column selectors that cannot match any record of the table's grids fail at load time
+    (tasks without protocols, such as retrieval, name their own conditions: not checked)."""
+    if not all(get_task(g.spec.task).uses_protocols for g in grids):
+        return
+    protocols = {p for g in grids for p in g.spec.protocols}
+    known = protocols | {"train"} | ({"keep"} if "missing" in protocols else set())
+    for column in columns:
+        group, _, protocol = column.partition("@")
+        if group in ("leave-one-out", "keep-one"):
+            ok = (protocol or "missing") in protocols
+        else:
+            ok = column.partition(":")[0] in known
+        if not ok:
+            names = ", ".join(sorted(protocols))
+            raise PMRFusionError(f"{where}: column '{column}' matches no protocol of its grids: {names}")
+
+
 def _table(raw: Mapping[str, Any], grid_ids: list[str], index: int) -> Table:
     where = f"table {index + 1}"
     _unknown(raw, TABLE_KEYS, where)
@@ -235,6 +253,9 @@ def load_experiment(path: str | Path, root: str | Path | None = None) -> Experim
     grids = [_grid(g, defaults, i) for i, g in enumerate(grids_raw)]
     check_distinct([g.id for g in grids], "grid ids")
     tables = [_table(t, [g.id for g in grids], i) for i, t in enumerate(raw.get("table", []))]
+    by_id = {g.id: g for g in grids}
+    for i, t in enumerate(tables):
+        _check_columns(t.columns, [by_id[g] for g in t.grids], f"table {i + 1} ('{t.title}')")
     out = Path(raw.get("out", f"runs/{name}"))
     if root is not None and not out.is_absolute():
         out = Path(root) / out
