@@ -300,3 +300,15 @@ def test_every_committed_experiment_and_claim_is_well_formed():
             assert method in grid.spec.methods, (
                 f"claim {claim.id}: {method} is not run in {exp.name}/{grid.id}"
             )
+
+
+def test_committed_benchmarks_page_is_regenerated_from_the_records(monkeypatch):
+    """`make benchmarks` output equals the committed BENCHMARKS.md (regenerate it after a run)."""
+    from pmrfusion.bench.experiment_page import benchmarks_page
+
+    root = EXPERIMENTS.parent
+    monkeypatch.chdir(root)
+    makefile = (root / "Makefile").read_text()
+    superseded = next(line for line in makefile.splitlines() if line.startswith("SUPERSEDED :="))
+    pages = [Path(p) for p in superseded.split(":=", 1)[1].split()]
+    assert benchmarks_page(Path("experiments"), pages) == (root / "BENCHMARKS.md").read_text()

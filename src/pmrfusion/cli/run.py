@@ -9,12 +9,13 @@ import typer
 from rich.markup import escape
 
 from pmrfusion.bench.experiment import load_experiment
-from pmrfusion.bench.experiment_page import write_page, write_verdicts
+from pmrfusion.bench.experiment_page import benchmarks_page, write_page, write_verdicts
 from pmrfusion.bench.experiment_run import run_experiment
 from pmrfusion.bench.experiment_store import ExperimentStore
 from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import DataRoot, Device, split_list
 from pmrfusion.errors import PMRFusionError
+from pmrfusion.paths import atomic_write_text
 from pmrfusion.train.distributed import refuse_under_torchrun
 
 
@@ -71,3 +72,23 @@ def verdicts(
         raise PMRFusionError(f"claims file {claims} not found")
     found = write_verdicts(claims, out)
     console.print(f"{len(found)} verdicts written to {out}/README.md and verdicts.csv")
+
+
+@app.command()
+def benchmarks(
+    experiments: Annotated[Path, typer.Argument(help="folder of experiment files")] = Path("experiments"),
+    out: Annotated[Path, typer.Option(help="the page to write")] = Path("runs/BENCHMARKS.md"),
+    superseded: Annotated[
+        list[Path] | None, typer.Option("--superseded", help="an older results page to link (repeatable)")
+    ] = None,
+) -> None:
+    """BENCHMARKS.md from the experiments' committed records: headline tables, verdicts, links."""
+    if not experiments.is_dir():
+        raise PMRFusionError(f"{experiments} is not a folder of experiment files")
+    for page in superseded or []:
+        if not page.is_file():
+            raise PMRFusionError(f"--superseded {page}: not a file")
+    text = benchmarks_page(experiments, superseded or [])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    console.print(f"benchmarks written to {out}")
