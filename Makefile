@@ -22,10 +22,12 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# BENCHMARKS.md from the committed suite results plus the per-issue result pages.
-BENCH_PAGES := results/suite-all/README.md results/bench/README.md results/speed/README.md results/dynamic/README.md results/pmr-family/README.md results/analyses/README.md results/pmr_fidelity/README.md results/missing_variants/README.md results/avmnist/README.md results/mosi/README.md results/rcml/README.md results/comparison/README.md
+# BENCHMARKS.md from the committed records of the experiment files (headline tables, every verdict),
+# with links to the pages made before experiment files.
+SUPERSEDED := results/suite-all/README.md results/comparison/README.md results/analyses/README.md results/speed/README.md results/dynamic/README.md results/pmr-family/README.md results/pmr_fidelity/README.md results/missing_variants/README.md results/avmnist/README.md results/mosi/README.md results/rcml/README.md
 benchmarks: setup
-	$(BIN)/pmrfusion report results/suite-all --benchmarks BENCHMARKS.md $(foreach p,$(BENCH_PAGES),--append $(p))
+	$(BIN)/pmrfusion verdicts experiments/claims.toml --out results/verdicts
+	$(BIN)/pmrfusion benchmarks experiments --out BENCHMARKS.md $(foreach p,$(SUPERSEDED),--superseded $(p))
 
 lint: setup
 	$(BIN)/ruff check src tests scripts

@@ -4,6 +4,9 @@ PMR (physics-inspired reconfiguration) and its rivals under one API, with the ro
 protocols and benchmarks of the papers, on real feature datasets.
 """
 
+from pmrfusion.bench.claims import judge, load_claims
+from pmrfusion.bench.experiment import load_experiment
+from pmrfusion.bench.experiment_run import run_experiment
 from pmrfusion.bench.runner import RunSpec, evaluate, fit_method, model_inputs, prepare_seed, run_grid
 from pmrfusion.data.absent import ABSENT_FILLS, fill_absent
 from pmrfusion.data.avmnist import load_avmnist
@@ -15,6 +18,7 @@ from pmrfusion.data.raw import RawMultimodalData, RawSplit
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.metrics import classification_metrics
+from pmrfusion.eval.paired import paired_difference
 from pmrfusion.eval.protocols import available_protocols, conditions, register_protocol
 from pmrfusion.eval.regression_metrics import regression_metrics
 from pmrfusion.methods import FusionModel, available_methods, build_method, method_config, register_method
@@ -83,4 +87,9 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "train",
+    "judge",
+    "load_claims",
+    "load_experiment",
+    "paired_difference",
+    "run_experiment",
 ]

@@ -271,13 +271,15 @@ def run_grid(
     on_cell: Callable[[str, int, float], None] | None = None,
     skip: Collection[tuple[str, int]] = (),
     on_records: Callable[[str, int, list[dict]], None] | None = None,
+    on_fit: Callable[[str, int, list[dict], TrainResult, float], None] | None = None,
 ) -> list[dict]:
     """Records for seeds x (task baselines, then methods), in that order, for any data kind.
 
     Each seed's splits come from `spec.splitting`. Raw inputs outside the end-to-end regime
     pre-train their encoders once per seed, shared by every method of that seed. (method, seed)
     pairs in `skip` are not run (already done elsewhere); `on_records(method, seed, records)`
-    hears each fitted cell's records as soon as they exist.
+    hears each fitted cell's records as soon as they exist; `on_fit(method, seed, records, result,
+    seconds)` also gets the training result and the cell's wall time.
     """
     spec.check_data(data)
     task = get_task(spec.task)
@@ -295,12 +297,15 @@ def run_grid(
             if (method, seed) in skip:
                 continue
             t0 = time.perf_counter()
-            recs, _ = run_one(method, prepared, seed, spec, data.name, pretrained)
+            recs, result = run_one(method, prepared, seed, spec, data.name, pretrained)
             records.extend(recs)
+            seconds = time.perf_counter() - t0
             if on_records is not None:
                 on_records(method, seed, recs)
+            if on_fit is not None:
+                on_fit(method, seed, recs, result, seconds)
             if on_cell is not None:
-                on_cell(method, seed, time.perf_counter() - t0)
+                on_cell(method, seed, seconds)
     return records
 
 

@@ -33,6 +33,7 @@ COMMANDS = (
     "analyze_dynamic",
     "pages",
     "rcml",
+    "run",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__name__}.{_name}")
