@@ -29,7 +29,8 @@
 
 A grid's keys: `id`, `dataset`, `methods`, `seeds`, `protocols`, `train` (`TrainConfig` fields
 but `seed`, `quiet`, `device`, `group_optimizers`), `set`, `method_options`, `val_fraction`, `task`,
-`task_options`, `splitting`, `encoder` (`EncoderConfig`: `regime`, `encoders`, `out_dims`,
+`task_options`, `splitting`, `method_train` (a method's own `train` keys, e.g. its learning
+rate), `encoder` (`EncoderConfig`: `regime`, `encoders`, `out_dims`,
 `widths`, `encoder_lr`, `pretrained_lr`, `pretrain_epochs`, `max_length`). Unknown keys, unknown
 names and bad values fail when the file is loaded, before any training (`load_experiment`).
 Column selectors are described in `bench.experiment_page.select`.
@@ -56,7 +57,7 @@ from pmrfusion.train.trainer import TrainConfig, seed_range
 EXPERIMENT_KEYS = {"name", "title", "description", "out", "pool_code_versions", "defaults", "grid", "table"}
 GRID_KEYS = {
     "id", "dataset", "methods", "seeds", "protocols", "train", "set", "method_options", "val_fraction",
-    "task", "task_options", "splitting", "encoder",
+    "task", "task_options", "splitting", "encoder", "method_train",
 }  # fmt: skip
 TABLE_KEYS = {"title", "metric", "columns", "grids", "methods", "scale", "digits", "note"}
 TRAIN_EXCLUDED = {"seed", "quiet", "device", "group_optimizers"}  # not results-bearing or not TOML
@@ -100,7 +101,10 @@ class Grid:
         """The settings that decide `method`'s records in this grid (hashed into `config_hash`)."""
         name, options = resolve_method(method, self.spec.method_overrides)
         own = self.spec.method_options.get(method, {})
-        return {**self.settings, "method": method, "registered": name, "options": {**options, **own}}
+        settings = {**self.settings, "method": method, "registered": name, "options": {**options, **own}}
+        if method in self.spec.method_train:
+            settings["train"] = _results_train(self.spec.method_train[method])
+        return settings
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,11 @@ def _train_config(values: Mapping[str, Any], where: str) -> TrainConfig:
         raise PMRFusionError(f"{where}.train: {e}") from None
 
 
+def _results_train(train: TrainConfig) -> dict[str, Any]:
+    """The results-bearing fields of a training config (hashed)."""
+    return {k: v for k, v in dataclasses.asdict(train).items() if k not in TRAIN_EXCLUDED}
+
+
 def _encoder_config(values: Mapping[str, Any] | None, where: str) -> EncoderConfig | None:
     if values is None:
         return None
@@ -185,9 +194,11 @@ def _grid(raw: Mapping[str, Any], defaults: Mapping[str, Any], index: int) -> Gr
         task=str(g.get("task", "classification")), task_options=dict(g.get("task_options", {})),
         encoder=encoder, splitting=str(g.get("splitting", "standard")),
         method_options={m: dict(o) for m, o in g.get("method_options", {}).items()},
+        method_train={m: _train_config({**g["train"], **o}, f"{where}.method_train.{m}")
+                      for m, o in g.get("method_train", {}).items()},
     )  # fmt: skip
     spec.check()
-    results_train = {k: v for k, v in dataclasses.asdict(train).items() if k not in TRAIN_EXCLUDED}
+    results_train = _results_train(train)
     settings = {
         "dataset": str(g["dataset"]), "protocols": protocols if get_task(spec.task).uses_protocols else [],
         "train": results_train, "val_fraction": spec.val_fraction, "task": spec.task,

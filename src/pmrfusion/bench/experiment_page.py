@@ -185,6 +185,8 @@ def render_page(exp: Experiment, store: ExperimentStore, claims_path: Path | Non
         training = f"{t['epochs']} epochs (patience {t['patience']}), batch {t['batch_size']}, lr {t['lr']:g}"
         if g.spec.encoder is not None:
             training += f", {g.spec.encoder.regime}"
+        if g.spec.method_train:
+            training += "; " + ", ".join(f"{m} lr {t.lr:g}" for m, t in g.spec.method_train.items())
         minutes = sum(c.seconds for c in mine) / 60
         out.write(f"| {g.id} | {g.dataset} | {', '.join(g.spec.methods)} | {len(g.spec.seeds)} | "
                   f"{', '.join(g.settings['protocols']) or g.spec.task} | {training} | "
