@@ -22,7 +22,9 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import tomllib
 
 from pmrfusion.errors import PMRFusionError
 
@@ -201,3 +203,15 @@ __all__ = [
     "remove_stale_temps",
     "run_folder",
 ]
+
+
+def read_toml(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """The TOML file `path` (a `what`, e.g. "experiment file") as a dict; a missing or unreadable
+    file is one `PMRFusionError` line naming it."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise PMRFusionError(f"{what} {path} not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise PMRFusionError(f"cannot read {what} {path}: {e}") from None

@@ -29,11 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
-
 from pmrfusion.bench.selectors import per_seed
 from pmrfusion.errors import PMRFusionError, check_distinct
 from pmrfusion.eval.paired import PairedResult, paired_difference
+from pmrfusion.paths import read_toml
 
 CLAIM_KEYS = {"id", "paper", "where", "text", "experiment", "grid", "a", "b", "selector", "metric",
               "direction", "engaged"}  # fmt: skip
@@ -70,12 +69,7 @@ class Verdict:
 def load_claims(path: str | Path) -> list[Claim]:
     """The claims of a claims file, checked (unknown keys, directions and duplicate ids fail)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise PMRFusionError(f"claims file {path} not found") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise PMRFusionError(f"cannot read claims file {path}: {e}") from None
+    raw = read_toml(path, "claims file")
     stray = sorted(set(raw) - {"claim"})
     if stray:
         raise PMRFusionError(f"{path}: unknown top-level key(s) {stray}; claims go in [[claim]] tables")

@@ -45,13 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from pmrfusion.bench.runner import RunSpec, resolve_method
 from pmrfusion.bench.task_registry import get_task
 from pmrfusion.errors import PMRFusionError, check_distinct
 from pmrfusion.methods.base import parse_overrides
 from pmrfusion.modules.composition import EncoderConfig
+from pmrfusion.paths import read_toml
 from pmrfusion.train.trainer import TrainConfig, seed_range
 
 EXPERIMENT_KEYS = {"name", "title", "description", "out", "pool_code_versions", "defaults", "grid", "table"}
@@ -246,12 +245,7 @@ def _table(raw: Mapping[str, Any], grid_ids: list[str], index: int) -> Table:
 def load_experiment(path: str | Path, root: str | Path | None = None) -> Experiment:
     """Read and check an experiment file; `out` is relative to `root` (default: the current folder)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise PMRFusionError(f"experiment file {path} not found") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise PMRFusionError(f"cannot read experiment file {path}: {e}") from None
+    raw = read_toml(path, "experiment file")
     _unknown(raw, EXPERIMENT_KEYS, str(path))
     if "name" not in raw:
         raise PMRFusionError(f"{path} lacks 'name'")

@@ -104,11 +104,10 @@ def stale_cells(exp: Experiment, store: ExperimentStore, plans: list[CellPlan]) 
     stale = []
     for key in store.cells:
         grid_id, _, method, seed = key
-        if (grid_id, method, seed) not in wanted and not method.startswith("baseline:") or (
-            grid_id in planned
-            and (method, seed) not in planned[grid_id].done
-            and not method.startswith("baseline:")
-        ):
+        if method.startswith("baseline:"):  # made by the task per seed, never out of date
+            continue
+        dropped = (grid_id, method, seed) not in wanted
+        if dropped or (grid_id in planned and (method, seed) not in planned[grid_id].done):
             stale.append(key)
     return stale
 
