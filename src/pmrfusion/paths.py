@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
+import io
 import os
 import re
 import shutil
@@ -144,6 +146,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
+def atomic_write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    """`rows` (dicts with the same keys, the first row's order) as CSV with a header, by `atomic_write`."""
+    if not rows:
+        raise ValueError(f"no rows to write to {path}")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str] | None = None) -> list[Path]:
     """Remove our temporary files (see `atomic_write`) from `folder`, optionally only those of the
     target files `names`; returns what was removed. Call it only while no other process writes there
@@ -196,6 +209,7 @@ __all__ = [
     "WriteError",
     "atomic_write",
     "atomic_write_bytes",
+    "atomic_write_csv",
     "atomic_write_text",
     "check_output_dir",
     "check_output_file",

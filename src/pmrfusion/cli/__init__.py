@@ -31,6 +31,7 @@ COMMANDS = (
     "report",
     "analyze_pmr",
     "analyze_dynamic",
+    "analyze_encoders",
     "pages",
     "rcml",
     "run",
