@@ -72,3 +72,25 @@ def test_run_retrieval_wikipedia_small(data_root):
     cca = {r["condition"]: r["value"] for r in recs if r["method"] == "cca"}
     assert cca["mean:mAP"] > 0.15  # well above chance (~0.1 for 10 classes)
     assert "| mean:mAP |" in retrieval_table(recs)
+
+
+def test_retrieval_under_test_time_noise(data_root):
+    """Noise level 0 reproduces the clean records exactly; level 10 lowers CCA's mAP; options checked."""
+    import pytest
+
+    from pmrfusion.bench.retrieval import run_retrieval
+    from pmrfusion.data.loaders import load_dataset
+    from pmrfusion.errors import PMRFusionError
+    from pmrfusion.train.trainer import TrainConfig
+
+    data = load_dataset("wikipedia", data_root)
+    recs = run_retrieval(data, ["cmmp"], [0], TrainConfig(epochs=1, batch_size=256), noise=["gaussian"])
+    for method in ("cca", "cmmp"):
+        got = {(r["protocol"], r["condition"]): r["value"] for r in recs if r["method"] == method}
+        clean = {c: v for (p, c), v in got.items() if p == "retrieval"}
+        assert {c: got[("gaussian", f"gaussian:0/{c}")] for c in clean} == clean
+        assert got[("gaussian", "gaussian:10/mean:mAP")] < clean["mean:mAP"] - 0.02
+    metric = {r["condition"]: r["metric"] for r in recs}
+    assert metric["gaussian:5/img2txt:mAP@50"] == "mAP@50"
+    with pytest.raises(PMRFusionError, match="retrieval noise"):
+        run_retrieval(data, ["cmmp"], [0], TrainConfig(epochs=1), noise=["missing"])

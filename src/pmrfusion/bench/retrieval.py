@@ -1,5 +1,11 @@
 """The retrieval task: test embeddings of both modalities scored by cross-modal mAP/R@k, CCA beside.
 
+Task options: `objective` ("contrastive" | "joint"), `cca` (the CCA baseline), and `noise`: test-time
+sample noise (PMR 5.2.2), a list of noise protocols (`NOISE_PROTOCOLS`) whose conditions corrupt the
+test rows of both modalities (queries and gallery) before they are embedded; their records are
+named "<condition>/<direction>:<metric>" (e.g. "gaussian:10/img2txt:mAP") under the protocol's name,
+and the clean records stay as before (protocol "retrieval", condition "<direction>:<metric>").
+
 Registered as task "retrieval" of the runner; `run_retrieval` and `retrieval_experiment` are
 thin calls of `runner.run_grid` with that task.
 """
@@ -20,14 +26,16 @@ from pmrfusion.eval.retrieval import cross_modal_metrics
 from pmrfusion.paths import atomic_write_text
 
 OBJECTIVES = ("contrastive", "joint")
+NOISE_PROTOCOLS = ("gaussian", "salt_pepper")
 
 
-def _embeddings(model, split) -> dict[str, np.ndarray]:
+def _embeddings(model, split, features=None) -> dict[str, np.ndarray]:
+    """Test embeddings of both modalities (of `features` when given: a corrupted copy of the split's)."""
     import torch
 
     model.eval()
     with torch.no_grad():
-        out = model(split.features, None)
+        out = model(split.features if features is None else features, None)
     if not out.embeddings:
         raise PMRFusionError(
             "method returns no embeddings: use a contrastive method (cmmp, rg-cmmp, sg-cmmp)"
@@ -35,25 +43,33 @@ def _embeddings(model, split) -> dict[str, np.ndarray]:
     return {m: e.detach().cpu().numpy() for m, e in out.embeddings.items()}
 
 
-def cca_embeddings(prepared, n_components: int | None = None, max_iter: int = 2000):
-    """scikit-learn CCA fitted on the (scaled) train rows; test projections of both views."""
+def fit_cca(prepared, n_components: int | None = None, max_iter: int = 2000):
+    """scikit-learn CCA fitted on the (scaled) train rows of the first two modalities."""
     from sklearn.cross_decomposition import CCA
 
     a, b = prepared.modalities[:2]
     xa, xb = prepared.train.features[a].numpy(), prepared.train.features[b].numpy()
     k = n_components or min(xa.shape[1], xb.shape[1])
-    cca = CCA(n_components=k, max_iter=max_iter, scale=False).fit(xa, xb)
-    ta, tb = cca.transform(prepared.test.features[a].numpy(), prepared.test.features[b].numpy())
-    return ta, tb
+    return CCA(n_components=k, max_iter=max_iter, scale=False).fit(xa, xb)
 
 
-def _records(dataset: str, method: str, seed: int, metrics: dict[str, float], mods: list[str]) -> list[dict]:
+def cca_embeddings(prepared, n_components: int | None = None, max_iter: int = 2000, cca=None, features=None):
+    """Test projections of both views by CCA fitted on the train rows (of `features` when given)."""
+    a, b = prepared.modalities[:2]
+    cca = cca or fit_cca(prepared, n_components, max_iter)
+    test = prepared.test.features if features is None else features
+    return cca.transform(test[a].numpy(), test[b].numpy())
+
+
+def _records(dataset: str, method: str, seed: int, metrics: dict[str, float], mods: list[str],
+             protocol: str = "retrieval", condition: str = "") -> list[dict]:  # fmt: skip
+    prefix = f"{condition}/" if condition else ""
     return [
         {
             "dataset": dataset,
             "method": method,
-            "protocol": "retrieval",
-            "condition": cond,
+            "protocol": protocol,
+            "condition": prefix + cond,
             "present": list(mods),
             "seed": seed,
             "metric": cond.split(":", 1)[1],
@@ -63,26 +79,55 @@ def _records(dataset: str, method: str, seed: int, metrics: dict[str, float], mo
     ]
 
 
+def _noisy_tests(prepared, seed: int, options: dict):
+    """The conditions of the task's noise protocols on the test split (see the module docstring)."""
+    from pmrfusion.eval.protocols import conditions
+
+    for protocol in options.get("noise", ()):
+        yield from conditions(protocol, prepared, seed)
+
+
 def _evaluate(model, prepared, protocols, seed: int, base: dict, options: dict) -> list[dict]:
     mods = list(prepared.modalities)
+    labels = prepared.test.labels.numpy()
     emb = _embeddings(model, prepared.test)
-    met = cross_modal_metrics(emb[mods[0]], emb[mods[1]], prepared.test.labels.numpy(), tuple(mods))
-    return _records(base["dataset"], base["method"], seed, met, mods)
+    met = cross_modal_metrics(emb[mods[0]], emb[mods[1]], labels, tuple(mods))
+    records = _records(base["dataset"], base["method"], seed, met, mods)
+    for cond in _noisy_tests(prepared, seed, options):
+        emb = _embeddings(model, prepared.test, cond.features)
+        met = cross_modal_metrics(emb[mods[0]], emb[mods[1]], labels, tuple(mods))
+        records += _records(base["dataset"], base["method"], seed, met, mods, cond.protocol, cond.name)
+    return records
 
 
 def _baselines(prepared, seed: int, base: dict, options: dict) -> list[dict]:
     if not options.get("cca", True):
         return []
     mods = list(prepared.modalities)
-    ta, tb = cca_embeddings(prepared)
-    met = cross_modal_metrics(ta, tb, prepared.test.labels.numpy(), tuple(mods))
-    return _records(base["dataset"], "cca", seed, met, mods)
+    labels = prepared.test.labels.numpy()
+    cca = fit_cca(prepared)
+    ta, tb = cca_embeddings(prepared, cca=cca)
+    records = _records(base["dataset"], "cca", seed, cross_modal_metrics(ta, tb, labels, tuple(mods)), mods)
+    for cond in _noisy_tests(prepared, seed, options):
+        ta, tb = cca_embeddings(prepared, cca=cca, features=cond.features)
+        met = cross_modal_metrics(ta, tb, labels, tuple(mods))
+        records += _records(base["dataset"], "cca", seed, met, mods, cond.protocol, cond.name)
+    return records
+
+
+TASK_OPTIONS = ("objective", "cca", "noise")
 
 
 def _check(data, options: dict) -> None:
+    unknown = sorted(set(options) - set(TASK_OPTIONS))
+    if unknown:
+        raise PMRFusionError(f"unknown retrieval task options {unknown}: use {', '.join(TASK_OPTIONS)}")
     objective = options.get("objective", "contrastive")
     if objective not in OBJECTIVES:
         raise PMRFusionError(f"objective must be 'contrastive' or 'joint', got {objective!r}")
+    noise = options.get("noise", [])
+    if isinstance(noise, str) or any(p not in NOISE_PROTOCOLS for p in noise):
+        raise PMRFusionError(f"retrieval noise must be a list of {', '.join(NOISE_PROTOCOLS)}, got {noise!r}")
     if len(data.modalities) != 2:
         raise PMRFusionError(f"retrieval needs exactly 2 modalities, dataset has {data.modalities}")
 
@@ -114,6 +159,7 @@ def run_retrieval(
     objective: str = "contrastive",
     with_cca: bool = True,
     on_cell: Callable[[str, int], None] | None = None,
+    noise: Sequence[str] = (),
 ) -> list[dict]:
     """Retrieval records for seeds x (CCA, methods): `run_grid` with task "retrieval"."""
     if objective not in OBJECTIVES:
@@ -124,7 +170,7 @@ def run_retrieval(
         method_overrides=dict(overrides or {}),
         train=tc,
         task="retrieval",
-        task_options={"objective": objective, "cca": with_cca},
+        task_options={"objective": objective, "cca": with_cca, **({"noise": list(noise)} if noise else {})},
     )
     cb = None if on_cell is None else (lambda m, s, _seconds: on_cell(m, s))
     return run_grid(data, spec, cb)
@@ -156,6 +202,8 @@ def retrieval_experiment(
     cca: bool = True,
     data_root: Path | None = None,
     log: Callable[[str], None] = print,
+    noise: Sequence[str] = (),
+    label_noise: float = 0.0,
 ) -> str:
     """Retrieval on a two-modality dataset; writes OUT/results.json and OUT/results.md, returns the md."""
     from pmrfusion.data.loaders import load_feature_dataset
@@ -170,11 +218,11 @@ def retrieval_experiment(
     seed_list = seed_range(seeds)
     if objective not in OBJECTIVES:
         raise PMRFusionError(f"objective must be 'contrastive' or 'joint', got {objective!r}")
-    tc = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
+    tc = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, label_noise=label_noise)
     data = load_feature_dataset(dataset, "retrieval", data_root)
     records = run_retrieval(
         data, names, seed_list, tc, objective=objective, with_cca=cca,
-        on_cell=lambda m, s: log(f"[dim]{m} seed {s} done[/dim]"),
+        on_cell=lambda m, s: log(f"[dim]{m} seed {s} done[/dim]"), noise=noise,
     )  # fmt: skip
     a, b = data.modalities[:2]
     main = [f"{a}2{b}:mAP", f"{b}2{a}:mAP", "mean:mAP"]
@@ -193,4 +241,12 @@ def retrieval_experiment(
     return md
 
 
-__all__ = ["RETRIEVAL", "cca_embeddings", "retrieval_experiment", "retrieval_table", "run_retrieval"]
+__all__ = [
+    "NOISE_PROTOCOLS",
+    "RETRIEVAL",
+    "cca_embeddings",
+    "fit_cca",
+    "retrieval_experiment",
+    "retrieval_table",
+    "run_retrieval",
+]

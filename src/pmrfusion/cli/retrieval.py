@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pmrfusion.cli.app import app, console
-from pmrfusion.cli.options import DataRoot, split_list
+from pmrfusion.cli.options import DataRoot, LabelNoise, split_list
 from pmrfusion.paths import check_output_dir
 from pmrfusion.train.distributed import refuse_under_torchrun
 
@@ -28,6 +28,10 @@ def retrieval(
     lr: float = 1e-3,
     batch_size: int = 128,
     cca: Annotated[bool, typer.Option(help="add the scikit-learn CCA baseline")] = True,
+    noise: Annotated[
+        str, typer.Option(help="test-time noise on both modalities: '' or a list of gaussian, salt_pepper")
+    ] = "",
+    label_noise: LabelNoise = 0.0,
     data_root: DataRoot = None,
 ) -> None:
     """Train with the contrastive objective, retrieve on test embeddings; CCA side by side."""
@@ -37,5 +41,5 @@ def retrieval(
     check_output_dir(out, "--out")
     retrieval_experiment(
         dataset, split_list(methods), seeds, out, objective, epochs, lr, batch_size, cca, data_root,
-        log=console.print,
+        log=console.print, noise=split_list(noise) if noise else (), label_noise=label_noise,
     )  # fmt: skip
