@@ -103,7 +103,7 @@ def _data(**over):
         ({"features": {"a": np.array([[np.nan, 0]] * 4), "b": np.ones((4, 3))}}, "NaN/inf"),
         ({"features": {"a": np.zeros((3, 2)), "b": np.ones((4, 3))}}, "has 3 rows"),
         ({"labels": np.array([0, 1, 0, 5]), "num_classes": 2}, "labels out of range"),
-        ({"labels": np.array([0, -1, 0, 1])}, "labels out of range"),
+        ({"labels": np.array([0, -1, 0, 1]), "num_classes": 2}, "labels out of range"),
         ({"features": {"a": np.zeros((4, 0)), "b": np.ones((4, 3))}}, "dimension 0"),
         ({"features": {"a": np.zeros((4, 2))}}, "at least 2 modalities"),
         ({"splits": {"train": np.array([0, 9]), "test": np.array([1])}}, "outside"),
