@@ -120,8 +120,10 @@ def test_missing_and_unknown(tmp_path):
     with pytest.raises(PMRFusionError, match="unknown dataset"):
         load_dataset("nope")
     np.savez(tmp_path / "noy.npz", x_a=np.zeros((3, 2)), x_b=np.zeros((3, 2)))
-    with pytest.raises(PMRFusionError, match="no 'y'"):
-        load_dataset(tmp_path / "noy.npz")
+    unlabelled = load_dataset(tmp_path / "noy.npz")  # loads for prediction only
+    assert unlabelled.labels is None and "no 'y'" in unlabelled.notes[0]
+    with pytest.raises(PMRFusionError, match="has no labels"):
+        unlabelled.with_validation(0.2, 0)
     (tmp_path / "bad.npz").write_text("not a zip")
     with pytest.raises(PMRFusionError, match="cannot read"):
         load_dataset(tmp_path / "bad.npz")
