@@ -64,8 +64,11 @@ def test_scaling_statistics_come_from_present_rows_only():
     s = Standardizer.fit(feats, np.arange(4), present)
     assert s.mean["a"][0] == pytest.approx(3.0)  # (1 + 3 + 5) / 3
     assert s.scale["a"][0] == pytest.approx(np.sqrt(8 / 3))  # population std of 1, 3, 5
-    d = pf.from_arrays({"a": np.array([1.0, 3, np.nan, 5, 7]), "b": np.arange(5.0)}, [0, 1, 0, 1, 0],
-                       splits={"train": np.arange(4), "test": np.array([4])})
+    d = pf.from_arrays(
+        {"a": np.array([1.0, 3, np.nan, 5, 7]), "b": np.arange(5.0)},
+        [0, 1, 0, 1, 0],
+        splits={"train": np.arange(4), "test": np.array([4])},
+    )
     p = prepare(d, val_fraction=0.0)
     assert p.scaler.mean["a"][0] == pytest.approx(3.0)
     assert p.train.present[:, 0].tolist() == [True, True, False, True]
@@ -131,8 +134,12 @@ def test_manifest_without_labels_loads_but_does_not_train(tmp_path):
 
 
 def test_mixed_image_sizes_need_image_size_then_resize(tmp_path):
-    names = [_png(tmp_path / "a.png", (8, 8)), _png(tmp_path / "b.png", (12, 6), "RGBA"),
-             _png(tmp_path / "c.png", (10, 10), "L", 7), _png(tmp_path / "d.png", (8, 8))]
+    names = [
+        _png(tmp_path / "a.png", (8, 8)),
+        _png(tmp_path / "b.png", (12, 6), "RGBA"),
+        _png(tmp_path / "c.png", (10, 10), "L", 7),
+        _png(tmp_path / "d.png", (8, 8)),
+    ]
     rows = ["image,vec,label"] + [f"{n},{i} 0,{i % 2}" for i, n in enumerate(names)]
     with pytest.raises(PMRFusionError, match=r"row 2, column 'image'.*set image_size"):
         load_manifest(_manifest(tmp_path, rows))
@@ -160,14 +167,20 @@ def test_from_dataframe_and_torch_dataset_match_from_arrays():
     f["a"][1] = np.nan
     labels = np.array(["x", "y"] * 4)
     ref = pf.from_arrays(f, labels, splits={"train": np.arange(6), "test": np.arange(6, 8)})
-    df = pd.DataFrame({"a": list(f["a"]), "b": list(f["b"]), "label": labels,
-                       "split": ["train"] * 6 + ["test"] * 2})
+    df = pd.DataFrame(
+        {"a": list(f["a"]), "b": list(f["b"]), "label": labels, "split": ["train"] * 6 + ["test"] * 2}
+    )
     from_df = pf.from_dataframe(df)
-    items = [{"a": torch.tensor(f["a"][i]), "b": torch.tensor(f["b"][i]), "label": labels[i]} for i in range(8)]
+    items = [
+        {"a": torch.tensor(f["a"][i]), "b": torch.tensor(f["b"][i]), "label": labels[i]} for i in range(8)
+    ]
     from_torch = pf.from_torch_dataset(items, splits={"train": np.arange(6), "test": np.arange(6, 8)})
     for d in (from_df, from_torch):
         assert d.classes == ["x", "y"] and np.array_equal(d.labels, ref.labels)
-        assert np.array_equal(d.present["a"], ref.present["a"]) and d.present["a"].tolist()[:2] == [True, False]
+        assert np.array_equal(d.present["a"], ref.present["a"]) and d.present["a"].tolist()[:2] == [
+            True,
+            False,
+        ]
         assert all(np.array_equal(d.features[m], ref.features[m]) for m in f)
         assert d.splits["test"].tolist() == [6, 7]
 

@@ -28,8 +28,8 @@ from pmrfusion.bench.task_registry import TASKS, Task, get_task, register_task
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.labelled import require_labels
 from pmrfusion.data.loaders import load_dataset
-from pmrfusion.data.presence import drop_training_modalities
 from pmrfusion.data.prepared import PreparedData, prepare
+from pmrfusion.data.presence import drop_training_modalities
 from pmrfusion.data.raw import RawMultimodalData
 from pmrfusion.data.splitting import check_splitting, prepare_split
 from pmrfusion.errors import PMRFusionError, check_distinct
@@ -297,7 +297,9 @@ def run_grid(
     records: list[dict] = []
     for seed in spec.seeds:
         seed_inputs = drop_training_modalities(inputs, spec.train_missing, seed)
-        prepared = prepare_split(spec.splitting, seed_inputs, seed, spec.val_fraction, cfg.frontend, cfg.loader)
+        prepared = prepare_split(
+            spec.splitting, seed_inputs, seed, spec.val_fraction, cfg.frontend, cfg.loader
+        )
         if task.baselines is not None:
             records.extend(task.baselines(prepared, seed, {"dataset": data.name}, spec.task_options))
         pretrained = None

@@ -74,7 +74,9 @@ class MultimodalData(LabelledRows):
             x = x.astype(np.float32, copy=False)
             bad = ~np.isfinite(x)
             if bad.any() or given is not None:
-                x, presence[mod] = absent_rows_to_zeros(self.name, mod, x, None if given is None else given[mod])
+                x, presence[mod] = absent_rows_to_zeros(
+                    self.name, mod, x, None if given is None else given[mod]
+                )
             clean[mod] = x
         self.features = clean
         self.present = check_presence(self.name, presence or None, list(clean), n)
@@ -102,6 +104,8 @@ class MultimodalData(LabelledRows):
         task = ("unlabelled, " if self.labels is None else "regression, " if self.task == REGRESSION
                 else f"{self.num_classes} classes, ")  # fmt: skip
         return (
-            f"{self.name}: {self.num_samples} samples, " + task
-            + f"{len(self.features)} modalities ({dims}); splits: {sizes}" + self.presence_summary()
+            f"{self.name}: {self.num_samples} samples, "
+            + task
+            + f"{len(self.features)} modalities ({dims}); splits: {sizes}"
+            + self.presence_summary()
         )

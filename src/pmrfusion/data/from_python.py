@@ -166,7 +166,7 @@ def from_dataframe(
 def _cell_text(v: Any) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return ""
-    if isinstance(v, bool) or isinstance(v, np.bool_):
+    if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"
     return str(v)
 
@@ -176,13 +176,17 @@ def from_torch_dataset(
 ) -> MultimodalData | RawMultimodalData:
     """A dataset from a torch `Dataset` (or any iterable) whose items are dicts modality -> tensor /
     array, plus `label_key` (absent from every item: unlabelled). `options` go to `from_arrays`."""
-    items = [ds[i] for i in range(len(ds))] if hasattr(ds, "__getitem__") and hasattr(ds, "__len__") else list(ds)
+    items = (
+        [ds[i] for i in range(len(ds))] if hasattr(ds, "__getitem__") and hasattr(ds, "__len__") else list(ds)
+    )
     if not items or not all(isinstance(it, Mapping) for it in items):
         raise PMRFusionError("from_torch_dataset needs a non-empty dataset whose items are dicts")
     keys = [k for k in items[0] if k != label_key]
     for i, it in enumerate(items):
         if set(it) - {label_key} != set(keys):
-            raise PMRFusionError(f"from_torch_dataset: item {i} has keys {sorted(it)}, item 0 {sorted(items[0])}")
+            raise PMRFusionError(
+                f"from_torch_dataset: item {i} has keys {sorted(it)}, item 0 {sorted(items[0])}"
+            )
 
     def as_array(v: Any) -> np.ndarray:
         return v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
@@ -190,8 +194,8 @@ def from_torch_dataset(
     arrays = {k: np.stack([as_array(it[k]) for it in items]) for k in keys}
     labels = None
     if any(label_key in it for it in items):
-        labels = np.array([as_array(it[label_key]).item() if hasattr(it[label_key], "shape") else it[label_key]
-                           for it in items])  # fmt: skip
+        raw = [it[label_key] for it in items]
+        labels = np.array([as_array(v).item() if hasattr(v, "shape") else v for v in raw])
     return from_arrays(arrays, labels, name=name, **options)
 
 

@@ -72,7 +72,7 @@ class LabelledRows:
         return self.labels is not None
 
     def presence_summary(self) -> str:
-        """"; presence patterns: a+b 90, a 10" when some modality is absent somewhere, else ""."""
+        """ "; presence patterns: a+b 90, a 10" when some modality is absent somewhere, else ""."""
         text = patterns_text(self.present)
         return f"; {text}" if text else ""
 

@@ -87,7 +87,9 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
     elif "train" not in splits or "test" not in splits:
         raise PMRFusionError(f"{path}: give both 'train_idx' and 'test_idx' (or neither)")
     num_classes = check_num_classes(str(path), arrays["num_classes"]) if "num_classes" in arrays else -1
-    return MultimodalData(name or path.stem, features, labels, splits, num_classes, notes, present=present or None)
+    return MultimodalData(
+        name or path.stem, features, labels, splits, num_classes, notes, present=present or None
+    )
 
 
 # ----------------------------------------------------------------------------- multi-view mat

@@ -98,7 +98,9 @@ SPLITS = ("train", "val", "test")
 ALLOW_OUTSIDE_ENV = "PMRFUSION_MANIFEST_ALLOW_OUTSIDE"
 INTEGER = re.compile(r"[+-]?[0-9]+")
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.I)
-NUMBER_LIST = re.compile(r"\[?\s*(?:" + NUMBER.pattern + r")(?:\s*[,;\s]\s*(?:" + NUMBER.pattern + r"))*\s*\]?", re.I)
+NUMBER_LIST = re.compile(
+    r"\[?\s*(?:" + NUMBER.pattern + r")(?:\s*[,;\s]\s*(?:" + NUMBER.pattern + r"))*\s*\]?", re.I
+)
 
 
 JSON_NAMES = {list: "a JSON array", dict: "a JSON object", bool: "a JSON boolean"}
@@ -291,7 +293,9 @@ class ManifestSource:
             return self._decode(m, row)
         value = self.values[m][row]
         size = f"|{self.image_sizes[m]}" if m in self.image_sizes else ""
-        key = hashlib.sha1(f"{m}|{value}|{self.audio_length.get(m)}|{self.sample_rates.get(m)}{size}".encode())
+        key = hashlib.sha1(
+            f"{m}|{value}|{self.audio_length.get(m)}|{self.sample_rates.get(m)}{size}".encode()
+        )
         file = self.cache_dir / f"{key.hexdigest()}.npy"
         if file.exists():
             return np.load(file)
@@ -311,7 +315,9 @@ class ManifestSource:
 
 def parse_numbers(cell: str) -> np.ndarray:
     """An inline numeric cell ("1 2 3", "1,2,3", "[1; 2]") as a float32 vector."""
-    return np.array([float(t) for t in re.split(r"[\s,;]+", cell.strip().strip("[]").strip()) if t], np.float32)
+    return np.array(
+        [float(t) for t in re.split(r"[\s,;]+", cell.strip().strip("[]").strip()) if t], np.float32
+    )
 
 
 def _word_labels(path: Path, table: list[dict[str, str]], label_col: str) -> np.ndarray:
@@ -453,7 +459,7 @@ def manifest_from_table(
     if stray:
         raise PMRFusionError(f"manifest {path}: column_kinds names columns that are not modalities: {stray}")
     flags = [c for c in columns if c.startswith(PRESENT_PREFIX)]
-    unknown = sorted(c for c in flags if c[len(PRESENT_PREFIX):] not in mods)
+    unknown = sorted(c for c in flags if c[len(PRESENT_PREFIX) :] not in mods)
     if unknown:
         raise PMRFusionError(f"manifest {path}: presence columns {unknown} name no modality column")
     regression = task == REGRESSION
@@ -475,7 +481,7 @@ def manifest_from_table(
         notes.append(f"no split column: {how} 80/20 split made with seed {split_seed}")
     values = {m: [(r.get(m) or "").strip() for r in table] for m in mods}
     for c in flags:
-        m = c[len(PRESENT_PREFIX):]
+        m = c[len(PRESENT_PREFIX) :]
         for i, r in enumerate(table):
             flag = (r.get(c) or "").strip().lower()
             if flag not in FALSE_CELLS + TRUE_CELLS:
@@ -497,8 +503,10 @@ def manifest_from_table(
         if m in inline:
             shapes[m], extra = _inline_shape(path, m, values[m], on), None
         else:
-            shapes[m], extra = _column_shape(path, m, kinds[m], [values[m][i] for i in on],
-                                             [infos[m][i] for i in on], audio_seconds, resample, on, resize)  # fmt: skip
+            cells, heads = [values[m][i] for i in on], [infos[m][i] for i in on]
+            shapes[m], extra = _column_shape(
+                path, m, kinds[m], cells, heads, audio_seconds, resample, on, resize
+            )
         if kinds[m] == "image":
             modes[m] = extra
         if kinds[m] == "audio":
@@ -508,7 +516,8 @@ def manifest_from_table(
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-    source = ManifestSource(root, values, kinds, modes, rates, lengths, cache, files=files, ids=ids, shapes=shapes,
+    source = ManifestSource(root, values, kinds, modes, rates, lengths, cache, files=files, ids=ids,
+                            shapes=shapes,
                             image_sizes={m: resize for m in mods if kinds[m] == "image" and resize},
                             inline_arrays=inline)  # fmt: skip
     return RawMultimodalData(
@@ -527,7 +536,9 @@ def _inline_shape(path: Path, m: str, vals: list[str], on: list[int]) -> tuple[i
         if length is None:
             length = len(x)
         elif len(x) != length:
-            raise PMRFusionError(f"manifest {path}: {_where(i, m)}: {len(x)} numbers, the column's first has {length}")
+            raise PMRFusionError(
+                f"manifest {path}: {_where(i, m)}: {len(x)} numbers, the column's first has {length}"
+            )
     return (int(length),)
 
 
@@ -624,8 +635,15 @@ def _check_contents(
 
 
 def _column_shape(
-    path: Path, m: str, kind: str, vals: list[str], infos: list, audio_seconds: float, resample: bool,
-    rows: list[int] | None = None, resize: tuple[int, int] | None = None,
+    path: Path,
+    m: str,
+    kind: str,
+    vals: list[str],
+    infos: list,
+    audio_seconds: float,
+    resample: bool,
+    rows: list[int] | None = None,
+    resize: tuple[int, int] | None = None,
 ) -> tuple[tuple[int, ...], Any]:
     """(decoded sample shape, extra) of one modality column from its present files' header info
     (`rows`: their row numbers, for messages)."""
@@ -653,7 +671,8 @@ def _column_shape(
             if not resample:
                 i = next(j for j, info in enumerate(infos) if info["rate"] != target)
                 raise PMRFusionError(
-                    f"manifest {path}: {_where(rows[i], m)}: {vals[i]} has sample rate {infos[i]['rate']} Hz, "
+                    f"manifest {path}: {_where(rows[i], m)}: {vals[i]} has sample rate "
+                    f"{infos[i]['rate']} Hz, "
                     f"the column's is {target} Hz"
                 )
             note = f"column '{m}': wavs at {sorted(rates)} Hz resampled to {target} Hz"
@@ -668,7 +687,9 @@ def _column_shape(
     for i, info in enumerate(infos):
         s = tuple(info["shape"])
         if s != shape:
-            raise PMRFusionError(f"manifest {path}: {_where(rows[i], m)}: array of shape {s}, expected {shape}")
+            raise PMRFusionError(
+                f"manifest {path}: {_where(rows[i], m)}: array of shape {s}, expected {shape}"
+            )
     return shape, None
 
 

@@ -87,7 +87,7 @@ def presence_patterns(
 
 
 def patterns_text(present: Presence | None) -> str:
-    """"presence: a+b 90, a 10" (empty when every cell is present)."""
+    """ "presence: a+b 90, a 10" (empty when every cell is present)."""
     if present is None:
         return ""
     parts = [f"{'+'.join(p)} {c}" for p, c in presence_patterns(present)]

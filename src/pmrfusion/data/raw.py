@@ -159,7 +159,9 @@ class RawMultimodalData(LabelledRows):
             raise PMRFusionError(f"dataset '{self.name}': unknown modality kinds {bad}; use {KINDS}")
         for m in self.kinds:
             check_modality_name(self.name, m)
-        rows = self.num_rows or (1 + max((int(np.max(v)) for v in self.splits.values() if len(v)), default=-1))
+        rows = self.num_rows or (
+            1 + max((int(np.max(v)) for v in self.splits.values() if len(v)), default=-1)
+        )
         n = self._check_labels(rows)
         self.present = check_presence(self.name, self.present, list(self.kinds), n)
         self._check_splits(n)

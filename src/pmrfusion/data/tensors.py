@@ -57,7 +57,9 @@ class TensorSplit:
 
     def with_labels(self, labels: Tensor) -> TensorSplit:
         """The same rows with other labels (label-noise training)."""
-        return TensorSplit(self.features, labels, self.index, self.absent_fill, self.eval_batch_size, self.present)
+        return TensorSplit(
+            self.features, labels, self.index, self.absent_fill, self.eval_batch_size, self.present
+        )
 
     def materialize(self) -> dict[str, Tensor]:
         """Every row's features (already in memory)."""
@@ -66,7 +68,8 @@ class TensorSplit:
     def training_stream(
         self, batch_size: int, seed: int, dropout: float = 0.0, absent_fill: str = "zero_feature", ctx=None
     ) -> BatchStream:
-        """Seeded training epochs (see `data.batching`); dropped and absent modalities fed as `absent_fill`."""
+        """Seeded training epochs (see `data.batching`); dropped and absent modalities fed as
+        `absent_fill`."""
         fill = None
         if dropout > 0 or (self.present is not None and absent_fill != "zero_feature"):
             fill = absent_values(absent_fill, self.features, self.absent_fill)

@@ -142,7 +142,9 @@ def _all_present(test: TensorSplit) -> Tensor:
     return test.presence()
 
 
-def _as_given(test: TensorSplit, feats: dict[str, Tensor], present: Tensor | None = None) -> dict[str, Tensor]:
+def _as_given(
+    test: TensorSplit, feats: dict[str, Tensor], present: Tensor | None = None
+) -> dict[str, Tensor]:
     """`feats` with every absent cell (`present`, default the data's) back to the split's stored
     absent fill: a corruption never reaches an absent modality."""
     if test.present is None and present is None:
@@ -182,7 +184,7 @@ def clean(test: TensorSplit, seed: int) -> Iterator[Condition]:
 
 
 def subset_name(present: tuple[str, ...], modalities: list[str], suffix: str = "") -> str:
-    """"missing:X" (X absent) / "keep:X" (only X present) / "subset:a+b"; `suffix` tags the kind."""
+    """ "missing:X" (X absent) / "keep:X" (only X present) / "subset:a+b"; `suffix` tags the kind."""
     absent = [m for m in modalities if m not in present]
     if not absent:
         return f"missing{suffix}:none"

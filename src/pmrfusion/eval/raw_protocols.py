@@ -30,9 +30,9 @@ from pmrfusion.eval.protocols import (
     check_protocol,
     corrupt_mask,
     generator,
+    keep_present,
     missing_subsets,
     register_protocol,
-    keep_present,
     salt_pepper_mask,
     subset_name,
 )
@@ -93,7 +93,9 @@ def raw_conditions(
                 std = stats[m].std.float()
                 std = std.reshape(x.shape[1:]) if std.numel() > 1 else std
                 noise = torch.randn(x.shape, generator=gen) * (eps**0.5) * std
-                feats[m] = x + noise * (_cell(mask & given, i, x) if present is not None else _cell(mask, i, x))
+                feats[m] = x + noise * (
+                    _cell(mask & given, i, x) if present is not None else _cell(mask, i, x)
+                )
             yield Condition("gaussian", f"gaussian:{eps:g}", feats, given, mods)
     else:
         for eps in salt_pepper_eps:
