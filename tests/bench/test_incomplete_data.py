@@ -92,3 +92,31 @@ def test_run_grid_with_train_missing_keeps_the_test_split_complete():
     recs = pf.run_grid(data, spec)
     clean = [r for r in recs if r["condition"] == "clean" and r["metric"] == "accuracy"]
     assert len(clean) == 1 and clean[0]["present"] == ["a", "b"]
+
+
+def test_experiment_grids_take_train_missing_and_hash_it_only_when_set(tmp_path):
+    from pmrfusion.bench.experiment import load_experiment
+
+    text = """
+name = "gaps"
+title = "Gaps"
+out = "{out}"
+
+[[grid]]
+id = "{gid}"
+dataset = "handwritten"
+methods = ["concat"]
+{extra}
+
+[[table]]
+title = "Accuracy"
+metric = "accuracy"
+columns = ["clean"]
+"""
+    out = (tmp_path / "out").as_posix()
+    for gid, extra, expect in (("plain", "", None), ("gappy", "train_missing = 0.3", 0.3)):
+        path = tmp_path / f"{gid}.toml"
+        path.write_text(text.format(out=out, gid=gid, extra=extra))
+        grid = load_experiment(path).grid(gid)
+        assert grid.spec.train_missing == (expect or 0.0)
+        assert grid.settings.get("train_missing") == expect

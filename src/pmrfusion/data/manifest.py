@@ -27,8 +27,8 @@ column `present_<m>`, marks modality m absent for that row (`data.presence`; the
 zeros of the column's shape for it, the batches mark it absent, statistics skip it). A column's
 kind is its first non-empty cell's; a row with no modality present is an error naming it.
 
-Labels as users have them: a `label` column whose first cell is a plain integer holds integer
-classes (then every cell must be one); otherwise it holds words (any non-empty strings), encoded
+Labels as users have them: a `label` column whose first cell is a number holds integer classes
+(then every cell must be a plain integer; real values belong in `target`); otherwise it holds words (any non-empty strings), encoded
 with a stored class list in sorted order (`data.labels`). Without a `label` / `target` column the
 manifest is unlabelled: it loads (every row in a "test" split) for prediction only.
 
@@ -329,7 +329,8 @@ def _word_labels(path: Path, table: list[dict[str, str]], label_col: str) -> np.
 
 
 def _parse_labels(path: Path, table: list[dict[str, str]], label_col: str, regression: bool) -> np.ndarray:
-    if not regression and not INTEGER.fullmatch((table[0].get(label_col) or "").strip()):
+    first = (table[0].get(label_col) or "").strip()
+    if not regression and not NUMBER.fullmatch(first) and first:
         return _word_labels(path, table, label_col)  # the first cell is a word: a column of words
     labels = np.empty(len(table), dtype=np.float32 if regression else np.int64)
     for i, r in enumerate(table):
