@@ -28,8 +28,8 @@ zeros of the column's shape for it, the batches mark it absent, statistics skip 
 kind is its first non-empty cell's; a row with no modality present is an error naming it.
 
 Labels as users have them: a `label` column whose first cell is a number holds integer classes
-(then every cell must be a plain integer; real values belong in `target`); otherwise it holds words (any non-empty strings), encoded
-with a stored class list in sorted order (`data.labels`). Without a `label` / `target` column the
+(then every cell must be a plain integer; real values belong in `target`); otherwise it holds
+words (any non-empty strings), encoded with a stored class list in sorted order (`data.labels`). Without a `label` / `target` column the
 manifest is unlabelled: it loads (every row in a "test" split) for prediction only.
 
 Numeric inline columns: a column whose every non-empty cell is a list of numbers (separated by
