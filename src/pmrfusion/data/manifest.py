@@ -29,8 +29,9 @@ kind is its first non-empty cell's; a row with no modality present is an error n
 
 Labels as users have them: a `label` column whose first cell is a number holds integer classes
 (then every cell must be a plain integer; real values belong in `target`); otherwise it holds
-words (any non-empty strings), encoded with a stored class list in sorted order (`data.labels`). Without a `label` / `target` column the
-manifest is unlabelled: it loads (every row in a "test" split) for prediction only.
+words (any non-empty strings), encoded with a stored class list in sorted order (`data.labels`).
+Without a `label` / `target` column the manifest is unlabelled: it loads (every row in a "test"
+split) for prediction only.
 
 Numeric inline columns: a column whose every non-empty cell is a list of numbers (separated by
 whitespace, ',' or ';', optionally in [brackets]; a JSONL number or list of numbers) is an array
