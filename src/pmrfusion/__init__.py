@@ -11,9 +11,12 @@ from pmrfusion.bench.runner import RunSpec, evaluate, fit_method, model_inputs, 
 from pmrfusion.data.absent import ABSENT_FILLS, fill_absent
 from pmrfusion.data.avmnist import load_avmnist
 from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.from_python import from_arrays, from_dataframe, from_torch_dataset
+from pmrfusion.data.labels import decode_labels
 from pmrfusion.data.loaders import available_datasets, load_dataset
 from pmrfusion.data.manifest import load_manifest
 from pmrfusion.data.prepared import PreparedData, prepare
+from pmrfusion.data.presence import presence_patterns
 from pmrfusion.data.raw import RawMultimodalData, RawSplit
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
@@ -36,6 +39,11 @@ from pmrfusion.types import Batch, ModelOutput
 __version__ = "0.1.0"
 
 __all__ = [
+    "decode_labels",
+    "from_arrays",
+    "from_dataframe",
+    "from_torch_dataset",
+    "presence_patterns",
     "ABSENT_FILLS",
     "Batch",
     "EncoderConfig",

@@ -103,7 +103,7 @@ def _data(**over):
         ({"features": {"a": np.array([[np.nan, 0]] * 4), "b": np.ones((4, 3))}}, "NaN/inf"),
         ({"features": {"a": np.zeros((3, 2)), "b": np.ones((4, 3))}}, "has 3 rows"),
         ({"labels": np.array([0, 1, 0, 5]), "num_classes": 2}, "labels out of range"),
-        ({"labels": np.array([0, -1, 0, 1])}, "labels out of range"),
+        ({"labels": np.array([0, -1, 0, 1]), "num_classes": 2}, "labels out of range"),
         ({"features": {"a": np.zeros((4, 0)), "b": np.ones((4, 3))}}, "dimension 0"),
         ({"features": {"a": np.zeros((4, 2))}}, "at least 2 modalities"),
         ({"splits": {"train": np.array([0, 9]), "test": np.array([1])}}, "outside"),
@@ -120,8 +120,10 @@ def test_missing_and_unknown(tmp_path):
     with pytest.raises(PMRFusionError, match="unknown dataset"):
         load_dataset("nope")
     np.savez(tmp_path / "noy.npz", x_a=np.zeros((3, 2)), x_b=np.zeros((3, 2)))
-    with pytest.raises(PMRFusionError, match="no 'y'"):
-        load_dataset(tmp_path / "noy.npz")
+    unlabelled = load_dataset(tmp_path / "noy.npz")  # loads for prediction only
+    assert unlabelled.labels is None and "no 'y'" in unlabelled.notes[0]
+    with pytest.raises(PMRFusionError, match="has no labels"):
+        unlabelled.with_validation(0.2, 0)
     (tmp_path / "bad.npz").write_text("not a zip")
     with pytest.raises(PMRFusionError, match="cannot read"):
         load_dataset(tmp_path / "bad.npz")

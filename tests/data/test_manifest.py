@@ -112,8 +112,8 @@ def test_manifest_level_errors(tmp_path):
     rows = _write(tmp_path, n=4)
     for r in rows:
         r.pop("label")
-    with pytest.raises(PMRFusionError, match="no 'label' column"):
-        load_manifest(_csv(tmp_path, rows))
+    unlabelled = load_manifest(_csv(tmp_path, rows))  # loads for prediction only
+    assert unlabelled.labels is None and list(unlabelled.splits) == ["test"]
     (tmp_path / "one.csv").write_text("image,label\nim0.png,0\n")
     with pytest.raises(PMRFusionError, match="at least 2 modality columns"):
         load_manifest(tmp_path / "one.csv")

@@ -56,7 +56,7 @@ from pmrfusion.train.trainer import TrainConfig, seed_range
 EXPERIMENT_KEYS = {"name", "title", "description", "out", "pool_code_versions", "defaults", "grid", "table"}
 GRID_KEYS = {
     "id", "dataset", "methods", "seeds", "protocols", "train", "set", "method_options", "val_fraction",
-    "task", "task_options", "splitting", "encoder", "method_train",
+    "task", "task_options", "splitting", "encoder", "method_train", "train_missing",
 }  # fmt: skip
 TABLE_KEYS = {"title", "metric", "columns", "grids", "methods", "scale", "digits", "note"}
 TRAIN_EXCLUDED = {"seed", "quiet", "device", "group_optimizers"}  # not results-bearing or not TOML
@@ -195,6 +195,7 @@ def _grid(raw: Mapping[str, Any], defaults: Mapping[str, Any], index: int) -> Gr
         method_options={m: dict(o) for m, o in g.get("method_options", {}).items()},
         method_train={m: _train_config({**g["train"], **o}, f"{where}.method_train.{m}")
                       for m, o in g.get("method_train", {}).items()},
+        train_missing=float(g.get("train_missing", 0.0)),
     )  # fmt: skip
     spec.check()
     results_train = _results_train(train)
@@ -204,6 +205,8 @@ def _grid(raw: Mapping[str, Any], defaults: Mapping[str, Any], index: int) -> Gr
         "task_options": spec.task_options, "splitting": spec.splitting,
         "encoder": dataclasses.asdict(encoder) if encoder is not None else None,
     }  # fmt: skip
+    if spec.train_missing:  # hashed only when set: earlier cells keep their config hash
+        settings["train_missing"] = spec.train_missing
     return Grid(grid_id, str(g["dataset"]), spec, settings)
 
 

@@ -26,8 +26,10 @@ from typing import Any
 
 from pmrfusion.bench.task_registry import TASKS, Task, get_task, register_task
 from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.labelled import require_labels
 from pmrfusion.data.loaders import load_dataset
 from pmrfusion.data.prepared import PreparedData, prepare
+from pmrfusion.data.presence import drop_training_modalities
 from pmrfusion.data.raw import RawMultimodalData
 from pmrfusion.data.splitting import check_splitting, prepare_split
 from pmrfusion.errors import PMRFusionError, check_distinct
@@ -75,6 +77,10 @@ class RunSpec:
     splitting: str = "standard"  # how each seed's splits are made (`data.splitting`; "rcml")
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its own options
     method_train: dict[str, TrainConfig] = field(default_factory=dict)  # method -> its training config
+    # Incomplete training data: each training sample loses each modality independently with this
+    # probability (seeded by the run seed; never all of a sample's), through the presence matrix
+    # of the training rows only (`data.presence.drop_training_modalities`); the test split is unchanged.
+    train_missing: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.methods, str) or isinstance(self.protocols, str):
@@ -87,6 +93,8 @@ class RunSpec:
         check_distinct(self.seeds, "seeds")
         get_task(self.task)
         check_splitting(self.splitting)
+        if not 0.0 <= self.train_missing < 1.0:
+            raise PMRFusionError(f"train_missing must be in [0, 1), got {self.train_missing}")
         for what in (self.method_options, self.method_train):
             stray = sorted(set(what) - set(self.methods))
             if stray:
@@ -104,6 +112,7 @@ class RunSpec:
     def check_data(self, data: MultimodalData | RawMultimodalData) -> None:
         """What the data kind and task allow, before any training."""
         self.check()
+        require_labels(data, "training and benchmarks")
         task = get_task(self.task)
         raw = isinstance(data, RawMultimodalData)
         if data.task == REGRESSION:
@@ -287,7 +296,10 @@ def run_grid(
     inputs = model_inputs(data, spec.encoder)
     records: list[dict] = []
     for seed in spec.seeds:
-        prepared = prepare_split(spec.splitting, inputs, seed, spec.val_fraction, cfg.frontend, cfg.loader)
+        seed_inputs = drop_training_modalities(inputs, spec.train_missing, seed)
+        prepared = prepare_split(
+            spec.splitting, seed_inputs, seed, spec.val_fraction, cfg.frontend, cfg.loader
+        )
         if task.baselines is not None:
             records.extend(task.baselines(prepared, seed, {"dataset": data.name}, spec.task_options))
         pretrained = None

@@ -13,6 +13,9 @@ evaluation batches
 - Missing-modality augmentation (`modality_keep_mask`): drawn per global batch, so every rank
   agrees; in-memory features of a dropped modality are replaced by the absent fill, raw inputs
   are left as they are (the encoded model zeroes their encoder outputs).
+- Naturally missing modalities (`data.presence`): every batch's `present` is the data's presence
+  of its rows AND the dropout mask, so a model sees one mask for both; in-memory features of an
+  absent cell hold the absent fill.
 A one-row batch is skipped (it only adds noise) unless the split has one row.
 """
 
@@ -130,17 +133,17 @@ def loader_stream(split: Any, batch_size: int, seed: int, dropout: float, ctx: A
                 continue
             if dropout > 0:
                 keep = modality_keep_mask(n, num_modalities, dropout, drop_gen)
-                batch = Batch(batch.features, keep, batch.labels, batch.index)
+                batch = Batch(batch.features, keep & batch.present, batch.labels, batch.index)
             yield batch, 1.0
 
     return epoch
 
 
 def loader_batches(split: Any, loader: DataLoader) -> Iterator[Batch]:
-    """(features, labels, rows) triples of a raw DataLoader as `Batch`es, everything present."""
+    """(features, labels, rows) triples of a raw DataLoader as `Batch`es, present as the data says
+    (`split.presence_rows(rows)`)."""
     for feats, labels, rows in loader:
-        present = torch.ones(len(labels), len(split.modalities), dtype=torch.bool)
-        yield Batch(feats, present, labels, rows)
+        yield Batch(feats, split.presence_rows(rows), labels, rows)
 
 
 __all__ = [

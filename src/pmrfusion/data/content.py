@@ -83,8 +83,9 @@ def _to_8bit(im: Any) -> Any:
     return Image.fromarray(((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8), "L")
 
 
-def decode_image(path: Path, mode: str) -> np.ndarray:
-    """(C, H, W) uint8 of the image converted to `mode` ('L' or 'RGB'); 16-bit grey scaled, not clipped."""
+def decode_image(path: Path, mode: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """(C, H, W) uint8 of the image converted to `mode` ('L' or 'RGB'; an alpha channel is dropped),
+    resized (bilinear) to `size` = (width, height) if given; 16-bit grey scaled, not clipped."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -93,7 +94,10 @@ def decode_image(path: Path, mode: str) -> np.ndarray:
             raise PMRFusionError("32-bit float images (mode F) are not supported: save 8- or 16-bit")
         if im.mode == "I" or im.mode.startswith("I;16"):
             im = _to_8bit(im)
-        arr = np.asarray(im.convert(mode))
+        im = im.convert(mode)
+        if size is not None and im.size != tuple(size):
+            im = im.resize(tuple(size), Image.BILINEAR)
+        arr = np.asarray(im)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
 
 
@@ -180,6 +184,20 @@ def wav_header(path: Path) -> dict[str, Any]:
             "frames": int(n // align)}  # fmt: skip
 
 
+def audio_header(path: Path) -> dict[str, Any]:
+    """`wav_header` for .wav; FLAC / OGG (and other formats libsndfile reads) through `soundfile`."""
+    if path.suffix.lower() == ".wav":
+        return wav_header(path)
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+    except Exception as e:  # noqa: BLE001 - libsndfile's errors
+        raise UnreadableFile(f"not a readable audio file: {first_line(e)}") from None
+    return {"rate": int(info.samplerate), "channels": int(info.channels), "bits": 0, "format": WAV_FLOAT,
+            "frames": int(info.frames)}  # fmt: skip
+
+
 def _audio_limits(info: dict[str, Any]) -> None:
     rate, samples = info["rate"], info["frames"] * info["channels"]
     if not 1 <= rate <= MAX_SAMPLE_RATE:
@@ -194,9 +212,15 @@ def _audio_limits(info: dict[str, Any]) -> None:
 
 
 def read_wav(path: Path) -> tuple[int, np.ndarray]:
-    """(rate, mono float32 waveform): integer PCM scaled to [-1, 1], channels averaged."""
+    """(rate, mono float32 waveform): integer PCM scaled to [-1, 1], channels averaged. WAV through
+    scipy; FLAC / OGG through `soundfile` (float32 in [-1, 1])."""
     from scipy.io import wavfile
 
+    if path.suffix.lower() != ".wav":
+        import soundfile
+
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        return int(rate), data.mean(1).astype(np.float32)
     rate, data = wavfile.read(path)
     x = np.asarray(data)
     if x.dtype == np.int16:
@@ -220,7 +244,7 @@ def _audio_content(path: Path, info: dict[str, Any]) -> None:
     if info["format"] != WAV_FLOAT:
         read_wav(path)  # integer PCM: decodes, always finite and in range
         return
-    _, data = wavfile.read(path)
+    data = read_wav(path)[1] if path.suffix.lower() != ".wav" else wavfile.read(path)[1]
     x = np.asarray(data)
     bad = int(x.size - np.count_nonzero(np.isfinite(x)))
     if bad:
@@ -316,7 +340,7 @@ def _text_content(path: Path, info: dict[str, Any]) -> None:
 
 CHECKS: dict[str, tuple[Callable, Callable, Callable]] = {
     "image": (_image_header, _image_limits, _image_content),
-    "audio": (wav_header, _audio_limits, _audio_content),
+    "audio": (audio_header, _audio_limits, _audio_content),
     "array": (_array_header, _array_limits, _array_content),
     "text": (_text_header, _text_limits, _text_content),
 }
@@ -459,6 +483,7 @@ __all__ = [
     "MIN_AUDIO_LENGTH",
     "MIN_IMAGE_SIDE",
     "ContentChecker",
+    "audio_header",
     "UnreadableFile",
     "cache_file_for",
     "check_files",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pmrfusion.data.labelled import LabelledRows
+from pmrfusion.data.presence import Presence, absent_rows_to_zeros, check_presence, presence_matrix
 from pmrfusion.data.validation import (
     check_features,
     check_modality_name,
@@ -20,10 +21,15 @@ class MultimodalData(LabelledRows):
     """Features of several modalities for the same N samples, with labels and splits.
 
     features: ordered mapping modality -> (N, d_m) float32 array.
-    labels: (N,) int64 in 0..num_classes-1, or float32 for a regression task.
+    labels: (N,) int64 in 0..num_classes-1, or float32 for a regression task; strings or other
+    integers are encoded with `classes` (`data.labels`); None: an unlabelled dataset (loads, every
+    row in a "test" split, but cannot be trained on).
     task: "classification" or "regression"; "" detects it (float labels that are not all integers
     -> regression). A regression dataset has num_classes == 1 (one real output).
     splits: mapping split name ("train", "val", "test") -> row indices.
+    present: modality -> (N,) bool, None when every modality of every sample is present
+    (`data.presence`). An all-NaN row of a modality also marks it absent; a partly-NaN row is an
+    error naming the row. Absent rows are stored as zeros.
     """
 
     name: str
@@ -33,6 +39,8 @@ class MultimodalData(LabelledRows):
     num_classes: int = -1
     notes: list[str] = field(default_factory=list)
     task: str = ""
+    classes: list[str] | None = None
+    present: Presence | None = None
 
     def __post_init__(self) -> None:
         if len(self.features) < 2:
@@ -41,7 +49,12 @@ class MultimodalData(LabelledRows):
             )
         if not isinstance(self.name, str):
             raise PMRFusionError(f"dataset name must be a string, got {self.name!r}")
-        n = self._check_labels()
+        first = np.asarray(next(iter(self.features.values())))
+        if self.labels is None and not self.splits:
+            self.splits = {"test": np.arange(len(first))}
+        n = self._check_labels(len(first))
+        given = check_presence(self.name, self.present, list(self.features), n) if self.present else None
+        presence: dict[str, np.ndarray] = {}
         clean: dict[str, np.ndarray] = {}
         for mod, x in self.features.items():
             check_modality_name(self.name, mod)
@@ -60,15 +73,14 @@ class MultimodalData(LabelledRows):
                 )
             x = x.astype(np.float32, copy=False)
             bad = ~np.isfinite(x)
-            if bad.any():
-                r, c = np.argwhere(bad)[0]
-                raise PMRFusionError(
-                    f"dataset '{self.name}': modality '{mod}' has {int(bad.sum())} NaN/inf "
-                    f"values (first at row {r}, column {c})"
+            if bad.any() or given is not None:
+                x, presence[mod] = absent_rows_to_zeros(
+                    self.name, mod, x, None if given is None else given[mod]
                 )
             clean[mod] = x
         self.features = clean
-        self._check_splits()
+        self.present = check_presence(self.name, presence or None, list(clean), n)
+        self._check_splits(n)
 
     @property
     def modalities(self) -> list[str]:
@@ -79,14 +91,21 @@ class MultimodalData(LabelledRows):
         return {m: int(x.shape[1]) for m, x in self.features.items()}
 
     def take(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Features and labels of the given rows."""
-        return {m: x[rows] for m, x in self.features.items()}, self.labels[rows]
+        """Features and labels of the given rows (labels -1 when the dataset has none)."""
+        return {m: x[rows] for m, x in self.features.items()}, self.row_labels(rows)
+
+    def presence_of(self, rows: np.ndarray) -> np.ndarray | None:
+        """(len(rows), M) bool presence of `rows`; None when every cell of the dataset is present."""
+        return None if self.present is None else presence_matrix(self.present, self.modalities, rows)
 
     def summary(self) -> str:
         dims = ", ".join(f"{m} {d}" for m, d in self.dims.items())
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
+        task = ("unlabelled, " if self.labels is None else "regression, " if self.task == REGRESSION
+                else f"{self.num_classes} classes, ")  # fmt: skip
         return (
             f"{self.name}: {self.num_samples} samples, "
-            + ("regression, " if self.task == REGRESSION else f"{self.num_classes} classes, ")
+            + task
             + f"{len(self.features)} modalities ({dims}); splits: {sizes}"
+            + self.presence_summary()
         )

@@ -48,6 +48,10 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
     """Canonical file: `x_<modality>` arrays (N, d), `y` (N,), optional `{train,val,test}_idx`.
 
     Without split indices, a stratified 80/20 train/test split (seeded) is made and noted.
+    Naturally missing modalities: an all-NaN row of `x_<m>`, or False in an optional boolean
+    `present_<m>` (N,) array, marks modality m absent for that sample (`data.presence`); a partly
+    NaN row is an error naming the row. `y` may hold strings or any integers (encoded with a
+    stored class list, `data.labels`); without `y` the dataset is unlabelled (every row in "test").
     """
     path = _require(Path(path), "dataset file")
     if not zipfile.is_zipfile(path):
@@ -65,10 +69,17 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
     features = {k[2:]: v for k, v in arrays.items() if k.startswith("x_")}
     if not features:
         raise PMRFusionError(f"{path}: no 'x_<modality>' arrays found (keys: {sorted(arrays)})")
-    if "y" not in arrays:
-        raise PMRFusionError(f"{path}: no 'y' label array")
-    labels = np.asarray(arrays["y"]).reshape(-1)
+    present = {k[8:]: v for k, v in arrays.items() if k.startswith("present_")}
+    stray = sorted(set(present) - set(features))
+    if stray:
+        raise PMRFusionError(f"{path}: 'present_<m>' arrays for unknown modalities {stray}")
     splits = {s: arrays[f"{s}_idx"] for s in ("train", "val", "test") if f"{s}_idx" in arrays}
+    if "y" not in arrays:
+        n = len(next(iter(features.values())))
+        return MultimodalData(name or path.stem, features, None, {"test": np.arange(n)},
+                              notes=["no 'y' array: unlabelled (every row in the 'test' split)"],
+                              present=present or None)  # fmt: skip
+    labels = np.asarray(arrays["y"]).reshape(-1)
     notes = []
     if "train" not in splits and "test" not in splits:
         splits = stratified_split(split_strata(labels), 0.2, split_seed)
@@ -76,7 +87,9 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
     elif "train" not in splits or "test" not in splits:
         raise PMRFusionError(f"{path}: give both 'train_idx' and 'test_idx' (or neither)")
     num_classes = check_num_classes(str(path), arrays["num_classes"]) if "num_classes" in arrays else -1
-    return MultimodalData(name or path.stem, features, labels, splits, num_classes, notes)
+    return MultimodalData(
+        name or path.stem, features, labels, splits, num_classes, notes, present=present or None
+    )
 
 
 # ----------------------------------------------------------------------------- multi-view mat

@@ -22,6 +22,22 @@ Containment: a file must resolve (after `..`, absolute paths and symlinks) insid
 folder, unless `allow_outside=True` (or the environment variable `PMRFUSION_MANIFEST_ALLOW_OUTSIDE=1`
 when `allow_outside` is None).
 
+Naturally missing modalities: an empty cell, or a false value (false/0/no/"") in an optional
+column `present_<m>`, marks modality m absent for that row (`data.presence`; the source decodes
+zeros of the column's shape for it, the batches mark it absent, statistics skip it). A column's
+kind is its first non-empty cell's; a row with no modality present is an error naming it.
+
+Labels as users have them: a `label` column whose first cell is a number holds integer classes
+(then every cell must be a plain integer; real values belong in `target`); otherwise it holds
+words (any non-empty strings), encoded with a stored class list in sorted order (`data.labels`).
+Without a `label` / `target` column the manifest is unlabelled: it loads (every row in a "test"
+split) for prediction only.
+
+Numeric inline columns: a column whose every non-empty cell is a list of numbers (separated by
+whitespace, ',' or ';', optionally in [brackets]; a JSONL number or list of numbers) is an array
+column (one float32 vector per row, all of one length), not text. `column_kinds={"m": "text"}`
+(or "array") sets a column's kind explicitly.
+
 Everything is validated before training, each file by its content (`pmrfusion.data.content`:
 size limits from the header, then a full decode, dtype, finiteness and value range; in a thread
 pool, results cached by path, size and mtime): a missing, unreadable, truncated, non-finite or
@@ -70,13 +86,22 @@ from pmrfusion.errors import PMRFusionError, first_line
 from pmrfusion.tasks import CLASSIFICATION, REGRESSION, check_task
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
-EXTENSION_KIND = {**{e: "image" for e in IMAGE_EXT}, ".wav": "audio", ".npy": "array", ".txt": "text"}
+AUDIO_EXT = {".wav", ".flac", ".ogg"}
+EXTENSION_KIND = {**{e: "image" for e in IMAGE_EXT}, **{e: "audio" for e in AUDIO_EXT}, ".npy": "array",
+                  ".txt": "text"}  # fmt: skip
 ID_COLUMN = "id"
 RESERVED = ("label", "target", "split", ID_COLUMN)
+PRESENT_PREFIX = "present_"
+FALSE_CELLS = ("false", "0", "no", "")
+TRUE_CELLS = ("true", "1", "yes")
+COLUMN_KINDS = ("text", "array")
 SPLITS = ("train", "val", "test")
 ALLOW_OUTSIDE_ENV = "PMRFUSION_MANIFEST_ALLOW_OUTSIDE"
 INTEGER = re.compile(r"[+-]?[0-9]+")
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.I)
+NUMBER_LIST = re.compile(
+    r"\[?\s*(?:" + NUMBER.pattern + r")(?:\s*[,;\s]\s*(?:" + NUMBER.pattern + r"))*\s*\]?", re.I
+)
 
 
 JSON_NAMES = {list: "a JSON array", dict: "a JSON object", bool: "a JSON boolean"}
@@ -223,6 +248,9 @@ class ManifestSource:
     _cache_key: dict[str, str] = field(default_factory=dict)
     files: dict[str, list[Path | None]] = field(default_factory=dict)
     ids: list[str] | None = None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # (width, height) to resize to
+    inline_arrays: set[str] = field(default_factory=set)  # array columns of numbers written in the cell
 
     def _file(self, m: str, row: int) -> Path | None:
         if m in self.files:
@@ -240,10 +268,14 @@ class ManifestSource:
     def _decode(self, m: str, row: int) -> np.ndarray:
         kind = self.kinds[m]
         path = self._file(m, row)
+        if not self.values[m][row]:  # an absent cell: zeros of the column's shape
+            return np.zeros(self.shapes[m], np.uint8 if kind == "image" else np.float32)
+        if m in self.inline_arrays:
+            return parse_numbers(self.values[m][row])
         if path is None:
             return text_features(self.values[m][row])
         if kind == "image":
-            return decode_image(path, self.image_modes[m])
+            return decode_image(path, self.image_modes[m], self.image_sizes.get(m))
         if kind == "audio":
             rate, x = read_wav(path)
             target = self.sample_rates[m]
@@ -261,7 +293,10 @@ class ManifestSource:
         if self.cache_dir is None:
             return self._decode(m, row)
         value = self.values[m][row]
-        key = hashlib.sha1(f"{m}|{value}|{self.audio_length.get(m)}|{self.sample_rates.get(m)}".encode())
+        size = f"|{self.image_sizes[m]}" if m in self.image_sizes else ""
+        key = hashlib.sha1(
+            f"{m}|{value}|{self.audio_length.get(m)}|{self.sample_rates.get(m)}{size}".encode()
+        )
         file = self.cache_dir / f"{key.hexdigest()}.npy"
         if file.exists():
             return np.load(file)
@@ -279,7 +314,25 @@ class ManifestSource:
         return out
 
 
+def parse_numbers(cell: str) -> np.ndarray:
+    """An inline numeric cell ("1 2 3", "1,2,3", "[1; 2]") as a float32 vector."""
+    return np.array(
+        [float(t) for t in re.split(r"[\s,;]+", cell.strip().strip("[]").strip()) if t], np.float32
+    )
+
+
+def _word_labels(path: Path, table: list[dict[str, str]], label_col: str) -> np.ndarray:
+    labels = [(r.get(label_col) or "").strip() for r in table]
+    for i, v in enumerate(labels):
+        if not v:
+            raise PMRFusionError(f"manifest {path}: {_where(i, label_col)}: empty label")
+    return np.array(labels, dtype=object)
+
+
 def _parse_labels(path: Path, table: list[dict[str, str]], label_col: str, regression: bool) -> np.ndarray:
+    first = (table[0].get(label_col) or "").strip()
+    if not regression and not NUMBER.fullmatch(first) and first:
+        return _word_labels(path, table, label_col)  # the first cell is a word: a column of words
     labels = np.empty(len(table), dtype=np.float32 if regression else np.int64)
     for i, r in enumerate(table):
         raw = (r.get(label_col) or "").strip()
@@ -335,6 +388,8 @@ def load_manifest(
     task: str | None = None,
     allow_outside: bool | None = None,
     check_cache: str | os.PathLike | bool = True,
+    image_size: int | tuple[int, int] | None = None,
+    column_kinds: dict[str, str] | None = None,
 ) -> RawMultimodalData:
     """Validate a manifest (every file by its content) and return its lazily decoded `RawMultimodalData`.
 
@@ -343,6 +398,12 @@ def load_manifest(
     column as real numbers. `allow_outside`: accept files outside the manifest's folder (None: the
     `PMRFUSION_MANIFEST_ALLOW_OUTSIDE` environment variable). `check_cache`: where content checks
     are remembered (True: `<cache>/manifest-checks`, False: this process only, or a folder).
+    `image_size`: (width, height) (or one side) every image column is resized to (Pillow, bilinear);
+    None keeps the images' size, which must then be the same in a column (else an error that says
+    to set it). A grey first image makes a grey (1-channel) column, anything else RGB (3 channels):
+    RGB/RGBA/palette images of a grey column are converted to grey, grey images of an RGB column
+    to RGB, and an alpha channel is dropped. `column_kinds`: modality -> "text" or "array" (inline
+    cells read as text, or as numbers), overriding the inference rule.
     """
     if task is not None:
         check_task(task)
@@ -358,29 +419,62 @@ def load_manifest(
     if path.suffix.lower() not in (".csv", ".jsonl"):
         raise PMRFusionError(f"manifest must be .csv or .jsonl, got '{path.suffix}'")
     columns, table = _read_table(path)
-    root = path.resolve().parent
+    return manifest_from_table(
+        path, columns, table, path.resolve().parent, name or path.stem, split_seed, audio_seconds, resample,
+        cache_dir, task, allow_outside, check_cache, image_size, column_kinds,
+    )  # fmt: skip
+
+
+def _image_size(value: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    size = (value, value) if isinstance(value, int) else tuple(value)
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 4 for v in size):
+        raise PMRFusionError(f"image_size must be (width, height) of integers >= 4, got {value!r}")
+    return (int(size[0]), int(size[1]))
+
+
+def manifest_from_table(
+    path: Path, columns: list[str], table: list[dict[str, str]], root: Path, name: str, split_seed: int = 0,
+    audio_seconds: float = 1.0, resample: bool = True, cache_dir: str | os.PathLike | None = None,
+    task: str | None = None, allow_outside: bool | None = None, check_cache: str | os.PathLike | bool = True,
+    image_size: int | tuple[int, int] | None = None, column_kinds: dict[str, str] | None = None,
+) -> RawMultimodalData:  # fmt: skip
+    """A manifest's rows (every cell a string) as a `RawMultimodalData`; `path` names it in errors,
+    `root` is the folder its relative paths start from. See `load_manifest`."""
+    resize = _image_size(image_size)
+    column_kinds = dict(column_kinds or {})
+    bad_kinds = {m: k for m, k in column_kinds.items() if k not in COLUMN_KINDS}
+    if bad_kinds:
+        raise PMRFusionError(f"column_kinds must be one of {COLUMN_KINDS}, got {bad_kinds}")
     if "label" in columns and "target" in columns:
         raise PMRFusionError(f"manifest {path}: both 'label' and 'target' columns: keep one")
-    if "label" not in columns and "target" not in columns:
-        raise PMRFusionError(
-            f"manifest {path}: no 'label' column (or 'target' for regression; columns: {columns})"
-        )
+    unlabelled = "label" not in columns and "target" not in columns
     label_col = "target" if "target" in columns else "label"
     if label_col == "target" and task == CLASSIFICATION:
         raise PMRFusionError(f"manifest {path}: a 'target' column is a regression target, not classes")
-    task = task or (REGRESSION if label_col == "target" else CLASSIFICATION)
-    mods = [c for c in columns if c not in RESERVED]
+    task = task or ("" if unlabelled else REGRESSION if label_col == "target" else CLASSIFICATION)
+    mods = [c for c in columns if c not in RESERVED and not c.startswith(PRESENT_PREFIX)]
     if len(mods) < 2:
         raise PMRFusionError(f"manifest {path}: need at least 2 modality columns, got {mods}")
+    stray = sorted(set(column_kinds) - set(mods))
+    if stray:
+        raise PMRFusionError(f"manifest {path}: column_kinds names columns that are not modalities: {stray}")
+    flags = [c for c in columns if c.startswith(PRESENT_PREFIX)]
+    unknown = sorted(c for c in flags if c[len(PRESENT_PREFIX) :] not in mods)
+    if unknown:
+        raise PMRFusionError(f"manifest {path}: presence columns {unknown} name no modality column")
     regression = task == REGRESSION
-    labels = _parse_labels(path, table, label_col, regression)
-    if not regression and labels.min() < 0:
-        raise PMRFusionError(f"manifest {path}: labels must be >= 0 (found {labels.min()})")
+    labels = None if unlabelled else _parse_labels(path, table, label_col, regression)
     notes: list[str] = []
+    if unlabelled:
+        notes.append("no 'label' / 'target' column: unlabelled (every row in the 'test' split)")
     ids = _check_ids(path, table) if ID_COLUMN in columns else None
     if ids is not None:
         notes.append(f"column '{ID_COLUMN}': sample ids, not a modality")
-    if "split" in columns:
+    if unlabelled:
+        splits = {"test": np.arange(len(table))}
+    elif "split" in columns:
         splits = _split_rows(path, table)
     else:
         strata = np.zeros(len(labels), np.int64) if regression else labels
@@ -388,15 +482,33 @@ def load_manifest(
         how = "random" if regression else "stratified"
         notes.append(f"no split column: {how} 80/20 split made with seed {split_seed}")
     values = {m: [(r.get(m) or "").strip() for r in table] for m in mods}
+    for c in flags:
+        m = c[len(PRESENT_PREFIX) :]
+        for i, r in enumerate(table):
+            flag = (r.get(c) or "").strip().lower()
+            if flag not in FALSE_CELLS + TRUE_CELLS:
+                raise PMRFusionError(f"manifest {path}: {_where(i, c)}: '{flag[:20]}' is not true/false/1/0")
+            if flag in FALSE_CELLS:
+                values[m][i] = ""  # marked absent: the cell is not read
+    present = {m: np.array([bool(v) for v in values[m]]) for m in mods}
     outside = _allow_outside(allow_outside)
-    kinds, files = {}, {}
+    kinds, files, inline = {}, {}, set()
     for m in mods:
-        kinds[m], files[m] = _column_cells(path, root, m, values[m], outside)
+        kinds[m], files[m] = _column_cells(path, root, m, values[m], outside, column_kinds.get(m))
+        if kinds[m] == "array" and all(f is None for f in files[m]):
+            inline.add(m)
     checker = ContentChecker(cache_file_for(root, check_cache))
     infos = _check_contents(path, checker, mods, kinds, files, values)
     shapes, modes, rates, lengths = {}, {}, {}, {}
     for m in mods:
-        shapes[m], extra = _column_shape(path, m, kinds[m], values[m], infos[m], audio_seconds, resample)
+        on = [i for i, v in enumerate(values[m]) if v]
+        if m in inline:
+            shapes[m], extra = _inline_shape(path, m, values[m], on), None
+        else:
+            cells, heads = [values[m][i] for i in on], [infos[m][i] for i in on]
+            shapes[m], extra = _column_shape(
+                path, m, kinds[m], cells, heads, audio_seconds, resample, on, resize
+            )
         if kinds[m] == "image":
             modes[m] = extra
         if kinds[m] == "audio":
@@ -406,20 +518,55 @@ def load_manifest(
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-    source = ManifestSource(root, values, kinds, modes, rates, lengths, cache, files=files, ids=ids)
+    source = ManifestSource(root, values, kinds, modes, rates, lengths, cache, files=files, ids=ids,
+                            shapes=shapes,
+                            image_sizes={m: resize for m in mods if kinds[m] == "image" and resize},
+                            inline_arrays=inline)  # fmt: skip
     return RawMultimodalData(
-        name or path.stem, kinds, shapes, labels, splits, source, sample_rates=rates, notes=notes, task=task
-    )
+        name, kinds, shapes, labels, splits, source, sample_rates=rates, notes=notes, task=task,
+        present=present, num_rows=len(table),
+    )  # fmt: skip
+
+
+def _inline_shape(path: Path, m: str, vals: list[str], on: list[int]) -> tuple[int, ...]:
+    """The length of an inline numeric column's vectors (every present cell finite, one length)."""
+    length = None
+    for i in on:
+        x = parse_numbers(vals[i])
+        if not np.isfinite(x).all():
+            raise PMRFusionError(f"manifest {path}: {_where(i, m)}: numbers must be finite (NaN/inf)")
+        if length is None:
+            length = len(x)
+        elif len(x) != length:
+            raise PMRFusionError(
+                f"manifest {path}: {_where(i, m)}: {len(x)} numbers, the column's first has {length}"
+            )
+    return (int(length),)
 
 
 def _column_cells(
-    path: Path, root: Path, m: str, vals: list[str], allow_outside: bool
+    path: Path, root: Path, m: str, vals: list[str], allow_outside: bool, forced: str | None = None
 ) -> tuple[str, list[Path | None]]:
-    """(kind, resolved file per row or None for inline text) of one column; raises on the first bad cell."""
+    """(kind, resolved file per row or None for inline text, inline numbers or an absent cell) of one
+    column; raises on the first bad cell. Empty cells are absent; the kind is the first non-empty
+    cell's (a column of inline number lists is "array", unless `forced`)."""
+    on = [i for i, v in enumerate(vals) if v]
+    if not on:
+        raise PMRFusionError(f"manifest {path}: column '{m}' has no value in any row")
+    inline = [_kind_of(vals[i], root) == "text-inline" for i in on]
+    numeric = all(inline) and all(NUMBER_LIST.fullmatch(vals[i]) for i in on)
+    if forced == "array" and not numeric:
+        i = next(i for i in on if not NUMBER_LIST.fullmatch(vals[i]))
+        raise PMRFusionError(f"manifest {path}: {_where(i, m)}: not a list of numbers (column kind 'array')")
+    if (forced or ("array" if numeric else None)) == "array":
+        return "array", [None] * len(vals)
+    if forced == "text" and all(inline):
+        return "text", [None] * len(vals)
     cell_kinds = []
     for i, v in enumerate(vals):
         if not v:
-            raise PMRFusionError(f"manifest {path}: {_where(i, m)}: empty value")
+            cell_kinds.append("absent")
+            continue
         k = _kind_of(v, root)
         cell_kinds.append(k)
         if len(v) > MAX_TEXT_BYTES and k == "text-inline":
@@ -427,14 +574,17 @@ def _column_cells(
                 f"manifest {path}: {_where(i, m)}: inline text of {len(v):,} characters, more than "
                 f"{MAX_TEXT_BYTES:,} (MAX_TEXT_BYTES)"
             )
-    kind = "text" if cell_kinds[0] in ("text", "text-inline") else cell_kinds[0]
+    first = cell_kinds[on[0]]
+    kind = "text" if first in ("text", "text-inline") else first
     for i, k in enumerate(cell_kinds):
+        if k == "absent":
+            continue
         k = "text" if k in ("text", "text-inline") else k
         if k != kind:
             raise PMRFusionError(f"manifest {path}: {_where(i, m)}: a {k} value in a {kind} column")
     files: list[Path | None] = []
     for i, (v, k) in enumerate(zip(vals, cell_kinds)):
-        if k == "text-inline":
+        if k in ("text-inline", "absent"):
             files.append(None)
             continue
         try:
@@ -487,20 +637,32 @@ def _check_contents(
 
 
 def _column_shape(
-    path: Path, m: str, kind: str, vals: list[str], infos: list, audio_seconds: float, resample: bool
+    path: Path,
+    m: str,
+    kind: str,
+    vals: list[str],
+    infos: list,
+    audio_seconds: float,
+    resample: bool,
+    rows: list[int] | None = None,
+    resize: tuple[int, int] | None = None,
 ) -> tuple[tuple[int, ...], Any]:
-    """(decoded sample shape, extra) of one modality column from its files' header info."""
+    """(decoded sample shape, extra) of one modality column from its present files' header info
+    (`rows`: their row numbers, for messages)."""
+    rows = list(range(len(vals))) if rows is None else rows
     if kind == "text":
         return (TEXT_DIM,), None
     if kind == "image":
         size, mode0 = (infos[0]["w"], infos[0]["h"]), infos[0]["mode"]
         mode = "L" if grey_mode(mode0) else "RGB"
+        if resize is not None:
+            return (1 if mode == "L" else 3, resize[1], resize[0]), mode
         for i, info in enumerate(infos):
             s = (info["w"], info["h"])
             if s != size:
                 raise PMRFusionError(
-                    f"manifest {path}: {_where(i, m)}: image {vals[i]} is {s[0]}x{s[1]}, "
-                    f"the column's first image is {size[0]}x{size[1]}"
+                    f"manifest {path}: {_where(rows[i], m)}: image {vals[i]} is {s[0]}x{s[1]}, "
+                    f"the column's first image is {size[0]}x{size[1]} (set image_size to resize them)"
                 )
         return (1 if mode == "L" else 3, size[1], size[0]), mode
     if kind == "audio":
@@ -511,7 +673,8 @@ def _column_shape(
             if not resample:
                 i = next(j for j, info in enumerate(infos) if info["rate"] != target)
                 raise PMRFusionError(
-                    f"manifest {path}: {_where(i, m)}: {vals[i]} has sample rate {infos[i]['rate']} Hz, "
+                    f"manifest {path}: {_where(rows[i], m)}: {vals[i]} has sample rate "
+                    f"{infos[i]['rate']} Hz, "
                     f"the column's is {target} Hz"
                 )
             note = f"column '{m}': wavs at {sorted(rates)} Hz resampled to {target} Hz"
@@ -526,8 +689,10 @@ def _column_shape(
     for i, info in enumerate(infos):
         s = tuple(info["shape"])
         if s != shape:
-            raise PMRFusionError(f"manifest {path}: {_where(i, m)}: array of shape {s}, expected {shape}")
+            raise PMRFusionError(
+                f"manifest {path}: {_where(rows[i], m)}: array of shape {s}, expected {shape}"
+            )
     return shape, None
 
 
-__all__ = ["ID_COLUMN", "ManifestSource", "load_manifest"]
+__all__ = ["ID_COLUMN", "ManifestSource", "load_manifest", "manifest_from_table", "parse_numbers"]

@@ -61,8 +61,11 @@ class PreparedData:
 
     @property
     def train_range(self) -> dict[str, tuple[Tensor, Tensor]]:
-        """Per-feature (min, max) of the scaled training rows, for salt-and-pepper and conflict."""
-        return {m: (x.amin(0), x.amax(0)) for m, x in self.train.features.items()}
+        """Per-feature (min, max) of the scaled training rows where the modality is present, for
+        salt-and-pepper and conflict."""
+        present = self.train.presence()
+        return {m: (x[present[:, i]].amin(0), x[present[:, i]].amax(0))
+                for i, (m, x) in enumerate(self.train.features.items())}  # fmt: skip
 
     @property
     def absent_fill(self) -> dict[str, Tensor]:
@@ -97,7 +100,7 @@ def prepare(
             data.name, splits["train"], splits.get("val"), splits["test"], data.num_classes, data.dims,
             dict(data.kinds), data.task, data, stats=stats,
         )  # fmt: skip
-    scaler = Standardizer.fit(data.features, data.split("train"))
+    scaler = Standardizer.fit(data.features, data.split("train"), data.present)
     val = to_split(data, data.splits["val"], scaler) if "val" in data.splits else None
     train = to_split(data, data.split("train"), scaler)
     test = to_split(data, data.split("test"), scaler)

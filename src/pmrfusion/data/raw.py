@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pmrfusion.data.batching import BatchStream, loader_batches, loader_stream
 from pmrfusion.data.labelled import LabelledRows
+from pmrfusion.data.presence import Presence, check_presence, presence_matrix
 from pmrfusion.data.validation import (
     check_modality_name,
 )
@@ -129,6 +130,10 @@ class RawMultimodalData(LabelledRows):
     1); "" detects it from the labels as `MultimodalData` does. encoder_defaults: modality ->
     registered encoder used when none is asked for (else the kind's default), e.g. MOSI's raw
     transcripts default to `minilm`.
+    classes / present / unlabelled (`labels` None) as for `MultimodalData`: `present[m][i]` False
+    marks modality m of row i absent (its source decodes zeros of the modality's shape; the batch's
+    `present` mask says so; statistics skip it). `num_rows` gives the sample count of an unlabelled
+    dataset (default: 1 + the largest split row).
     """
 
     name: str
@@ -142,6 +147,9 @@ class RawMultimodalData(LabelledRows):
     notes: list[str] = field(default_factory=list)
     task: str = ""
     encoder_defaults: dict[str, str] = field(default_factory=dict)
+    classes: list[str] | None = None
+    present: Presence | None = None
+    num_rows: int = 0
 
     def __post_init__(self) -> None:
         if len(self.kinds) < 2:
@@ -151,8 +159,12 @@ class RawMultimodalData(LabelledRows):
             raise PMRFusionError(f"dataset '{self.name}': unknown modality kinds {bad}; use {KINDS}")
         for m in self.kinds:
             check_modality_name(self.name, m)
-        self._check_labels()
-        self._check_splits()
+        rows = self.num_rows or (
+            1 + max((int(np.max(v)) for v in self.splits.values() if len(v)), default=-1)
+        )
+        n = self._check_labels(rows)
+        self.present = check_presence(self.name, self.present, list(self.kinds), n)
+        self._check_splits(n)
 
     @property
     def modalities(self) -> list[str]:
@@ -176,6 +188,10 @@ class RawMultimodalData(LabelledRows):
         source = TokenSource(self.source, dict(tokenizers))
         return dataclasses.replace(self, kinds=kinds, shapes=shapes, source=source, notes=list(self.notes))
 
+    def presence_of(self, rows: np.ndarray) -> np.ndarray | None:
+        """(len(rows), M) bool presence of `rows`; None when every cell of the dataset is present."""
+        return None if self.present is None else presence_matrix(self.present, self.modalities, rows)
+
     def rows(self, split: str, modalities: list[str] | None = None) -> RawSplit:
         return RawSplit(self, self.split(split), modalities)
 
@@ -186,10 +202,11 @@ class RawMultimodalData(LabelledRows):
             for m in self.kinds
         )
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
-        task = "regression" if self.task == REGRESSION else f"{self.num_classes} classes"
+        task = ("unlabelled" if self.labels is None else "regression" if self.task == REGRESSION
+                else f"{self.num_classes} classes")  # fmt: skip
         return (
             f"{self.name}: {self.num_samples} samples, {task}, "
-            f"{len(self.kinds)} raw modalities ({mods}); splits: {sizes}"
+            f"{len(self.kinds)} raw modalities ({mods}); splits: {sizes}" + self.presence_summary()
         )
 
 
@@ -235,13 +252,28 @@ class RawSplit:
 
     @property
     def labels(self) -> Tensor:
-        lab = self.label_override if self.label_override is not None else self.data.labels[self.rows]
+        lab = self.label_override if self.label_override is not None else self.data.row_labels(self.rows)
         dtype = np.float32 if self.data.task == REGRESSION else np.int64
         return torch.from_numpy(np.asarray(lab, dtype=dtype))
 
     @property
     def index(self) -> Tensor:
         return torch.from_numpy(self.rows.astype(np.int64))
+
+    @property
+    def present(self) -> Tensor | None:
+        """(len, M) bool presence of the rows (modalities in this split's order); None: all present."""
+        mask = self.data.presence_of(self.rows)
+        if mask is None:
+            return None
+        order = [self.data.modalities.index(m) for m in self.modalities]
+        return torch.from_numpy(np.ascontiguousarray(mask[:, order]))
+
+    def presence_rows(self, rows: Tensor) -> Tensor:
+        """(len(rows), M) bool presence of dataset row ids `rows` (all True when nothing is absent)."""
+        if self.data.present is None:
+            return torch.ones(len(rows), len(self.modalities), dtype=torch.bool)
+        return torch.from_numpy(presence_matrix(self.data.present, self.modalities, rows.numpy()))
 
     def with_labels(self, labels: Tensor) -> RawSplit:
         return RawSplit(self.data, self.rows, self.modalities, self.loader_settings, labels.numpy())
@@ -295,7 +327,8 @@ class RawSplit:
         return self.batches(loader)
 
     def materialize(self) -> dict[str, Tensor]:
-        """Every row decoded and stacked (for test-time protocols on a test split)."""
+        """Every row decoded and stacked (for test-time protocols on a test split); absent cells
+        decode to zeros (see `present`)."""
         parts: dict[str, list[Tensor]] = {m: [] for m in self.modalities}
         loader = self.loader(self.loader_settings.eval_batch_size)
         for feats, _, _ in loader:

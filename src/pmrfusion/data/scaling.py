@@ -6,19 +6,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pmrfusion.errors import PMRFusionError
+
 
 @dataclass
 class Standardizer:
-    """z-score per feature; constant features get unit scale so they map to 0."""
+    """z-score per feature; constant features get unit scale so they map to 0. Fitted on the rows
+    where each modality is present (`present`, see `data.presence`)."""
 
     mean: dict[str, np.ndarray]
     scale: dict[str, np.ndarray]
 
     @classmethod
-    def fit(cls, features: dict[str, np.ndarray], rows: np.ndarray) -> Standardizer:
+    def fit(
+        cls, features: dict[str, np.ndarray], rows: np.ndarray, present: dict[str, np.ndarray] | None = None
+    ) -> Standardizer:
         mean, scale = {}, {}
         for m, x in features.items():
-            xt = x[rows].astype(np.float64)
+            on = rows if present is None else rows[present[m][rows]]
+            if len(on) == 0:
+                raise PMRFusionError(f"modality '{m}' is absent from every training row: nothing to scale by")
+            xt = x[on].astype(np.float64)
             mu = xt.mean(axis=0)
             sd = xt.std(axis=0)
             sd[sd < 1e-8] = 1.0

@@ -24,6 +24,10 @@ def check_splitting(name: str, data: MultimodalData | RawMultimodalData | None =
         raise PMRFusionError(f"unknown splitting '{name}': use one of {', '.join(SPLITTINGS)}")
     if name == "rcml" and isinstance(data, RawMultimodalData):
         raise PMRFusionError(f"splitting 'rcml' works on feature vectors; '{data.name}' holds raw inputs")
+    if name == "rcml" and data is not None and data.present is not None:
+        raise PMRFusionError(
+            f"splitting 'rcml' needs every modality of every sample; '{data.name}' has absent modalities"
+        )
 
 
 def prepare_split(

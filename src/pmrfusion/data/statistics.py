@@ -2,7 +2,8 @@
 
 `fit_stats` decodes (a seeded subset of) the training rows once: image and audio get scalar
 mean/std/min/max of their values, audio also the per-(freq, time) mean/std of its log-spectrogram
-(`log_spectrogram`), arrays and hashed text per-feature statistics; token ids get none.
+(`log_spectrogram`), arrays and hashed text per-feature statistics; token ids get none. Only the
+rows where a modality is present count (`Batch.present`): absent cells are left out.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pmrfusion.errors import PMRFusionError
 from pmrfusion.types import Batch
 
 EPS = 1e-8
@@ -65,11 +67,15 @@ def fit_stats(split, cfg: FrontendConfig | None = None) -> dict[str, ModalitySta
     stats = {m: no_stats for m in split.modalities if kinds[m] == "tokens"}
     acc: dict[str, list[Tensor]] = {m: [] for m in split.modalities if m not in stats}
     if acc:
-        for batch in sample_batches(split.only(list(acc)), cfg.max_rows):
-            for m, x in batch.features.items():
-                acc[m].append(x.float())
+        names = list(acc)
+        for batch in sample_batches(split.only(names), cfg.max_rows):
+            for j, m in enumerate(names):
+                x = batch.features[m].float()
+                acc[m].append(x[batch.present[:, j]] if not batch.present[:, j].all() else x)
     for m, parts in acc.items():
         x = torch.cat(parts)
+        if len(x) == 0:
+            raise PMRFusionError(f"modality '{m}' is absent from every training row used for its statistics")
         if kinds[m] in ("image", "audio"):
             s = ModalityStats(x.mean(), x.std(), float(x.min()), float(x.max()))
             if kinds[m] == "audio":

@@ -28,6 +28,9 @@ class TensorSplit:
     # the split was built without a scaler (then only mean imputation is defined).
     absent_fill: dict[str, Tensor] | None = None
     eval_batch_size: int = EVAL_BATCH_SIZE
+    # (N, M) bool: which modalities each row has (`data.presence`); None when all are present.
+    # Absent cells hold `absent_fill` (the scaled original-unit zero the dataset stores).
+    present: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -36,7 +39,16 @@ class TensorSplit:
     def modalities(self) -> list[str]:
         return list(self.features)
 
+    def presence(self) -> Tensor:
+        """(N, M) bool presence of every row (all True when nothing is absent)."""
+        if self.present is None:
+            return torch.ones(len(self), len(self.features), dtype=torch.bool)
+        return self.present
+
     def batch(self, rows: Tensor, present: Tensor | None = None) -> Batch:
+        """Rows `rows`; their `present` is the data's presence AND `present` (a dropout mask)."""
+        if self.present is not None:
+            present = self.present[rows] if present is None else present & self.present[rows]
         if present is None:
             present = torch.ones(len(rows), len(self.features), dtype=torch.bool)
         return Batch(
@@ -45,7 +57,9 @@ class TensorSplit:
 
     def with_labels(self, labels: Tensor) -> TensorSplit:
         """The same rows with other labels (label-noise training)."""
-        return TensorSplit(self.features, labels, self.index, self.absent_fill, self.eval_batch_size)
+        return TensorSplit(
+            self.features, labels, self.index, self.absent_fill, self.eval_batch_size, self.present
+        )
 
     def materialize(self) -> dict[str, Tensor]:
         """Every row's features (already in memory)."""
@@ -54,8 +68,11 @@ class TensorSplit:
     def training_stream(
         self, batch_size: int, seed: int, dropout: float = 0.0, absent_fill: str = "zero_feature", ctx=None
     ) -> BatchStream:
-        """Seeded training epochs (see `data.batching`); dropped modalities fed as `absent_fill`."""
-        fill = absent_values(absent_fill, self.features, self.absent_fill) if dropout > 0 else None
+        """Seeded training epochs (see `data.batching`); dropped and absent modalities fed as
+        `absent_fill`."""
+        fill = None
+        if dropout > 0 or (self.present is not None and absent_fill != "zero_feature"):
+            fill = absent_values(absent_fill, self.features, self.absent_fill)
         return in_memory_stream(self, batch_size, seed, dropout, fill, ctx)
 
     def eval_batches(self) -> Iterator[Batch]:
@@ -66,13 +83,16 @@ class TensorSplit:
 
 
 def to_split(data: MultimodalData, rows: np.ndarray, scaler: Standardizer) -> TensorSplit:
+    """The rows of `data` scaled by `scaler`, with their presence (absent cells: the scaled zero)."""
     feats, labels = data.take(rows)
     feats = scaler.transform(feats)
+    present = data.presence_of(np.asarray(rows, dtype=np.int64))
     return TensorSplit(
         {m: torch.from_numpy(x) for m, x in feats.items()},
         torch.from_numpy(labels),
         torch.from_numpy(np.asarray(rows, dtype=np.int64)),
         {m: torch.from_numpy(v) for m, v in scaler.zero_point().items()},
+        present=None if present is None else torch.from_numpy(present),
     )
 
 

@@ -15,6 +15,15 @@ as `train_range`: per-modality (min, max) of each scaled feature over the traini
 One registry holds both implementations of a protocol: on feature vectors (this module) and on
 raw inputs (`register_protocol(name, raw=True)`, see `eval/raw_protocols.py`); `conditions(name,
 prepared, seed)` picks the one for the prepared data's kind.
+
+Naturally missing modalities (`data.presence`): every protocol acts on the data as given. The
+condition "clean" is the data as given (its own absent cells marked absent, nothing added): it
+keeps the name "clean" so every table, selector and claim that reads the clean condition reads
+the data as given; on fully present data nothing changes. The other protocols go on top of it:
+every condition's `present` is the data's presence AND the protocol's mask; the missing
+protocols drop only modalities that are present (a row that a subset would leave with none keeps
+its own present modalities); noise and conflicts never touch an absent cell, which keeps the
+absent fill (a conflict swap that copies an absent cell copies its absence).
 """
 
 from __future__ import annotations
@@ -92,7 +101,8 @@ def conditions(
     if isinstance(test, PreparedData):
         if test.raw:
             check_protocol(protocol, raw=True)
-            return _RAW_PROTOCOLS[protocol](test.test_inputs(), test.kinds, test.stats, seed)
+            return _RAW_PROTOCOLS[protocol](test.test_inputs(), test.kinds, test.stats, seed,
+                                            present=test.test.present)  # fmt: skip
         test, train_range = test.test, test.train_range
     check_protocol(protocol)
     fn = _PROTOCOLS[protocol]
@@ -128,7 +138,32 @@ def _require_range(protocol: str, test: TensorSplit, train_range: TrainRange | N
 
 
 def _all_present(test: TensorSplit) -> Tensor:
-    return torch.ones(len(test), len(test.features), dtype=torch.bool)
+    """The data's presence of the test rows (all True when nothing is absent)."""
+    return test.presence()
+
+
+def _as_given(
+    test: TensorSplit, feats: dict[str, Tensor], present: Tensor | None = None
+) -> dict[str, Tensor]:
+    """`feats` with every absent cell (`present`, default the data's) back to the split's stored
+    absent fill: a corruption never reaches an absent modality."""
+    if test.present is None and present is None:
+        return feats
+    present = test.present if present is None else present
+    out = {}
+    for i, (m, x) in enumerate(feats.items()):
+        fill = test.features[m] if test.absent_fill is None else test.absent_fill[m].to(x.dtype).expand_as(x)
+        out[m] = torch.where(present[:, i : i + 1], x, fill)
+    return out
+
+
+def keep_present(subset_mask: Tensor, present: Tensor) -> Tensor:
+    """(N, M) presence under a missing condition: `subset_mask` AND the data's presence; a row the
+    condition would leave with none keeps its own present modalities."""
+    out = subset_mask & present
+    empty = ~out.any(1)
+    out[empty] = present[empty]
+    return out
 
 
 def _eps_label(eps: float) -> str:
@@ -149,7 +184,7 @@ def clean(test: TensorSplit, seed: int) -> Iterator[Condition]:
 
 
 def subset_name(present: tuple[str, ...], modalities: list[str], suffix: str = "") -> str:
-    """"missing:X" (X absent) / "keep:X" (only X present) / "subset:a+b"; `suffix` tags the kind."""
+    """ "missing:X" (X absent) / "keep:X" (only X present) / "subset:a+b"; `suffix` tags the kind."""
     absent = [m for m in modalities if m not in present]
     if not absent:
         return f"missing{suffix}:none"
@@ -181,6 +216,8 @@ def _missing_conditions(test: TensorSplit, protocol: str) -> Iterator[Condition]
     for subset in missing_subsets(mods):
         mask = torch.tensor([m in subset for m in mods])
         present = mask.expand(len(test), -1).clone()
+        if test.present is not None:
+            present = keep_present(present, test.present)
         feats = fill_absent(test.features, present, fill)
         yield Condition(protocol, subset_name(subset, mods, suffix), feats, present, list(subset))
 
@@ -221,6 +258,7 @@ def gaussian(test: TensorSplit, seed: int, eps_values=GAUSSIAN_EPS) -> Iterator[
         for i, (m, x) in enumerate(test.features.items()):
             noise = torch.randn(x.shape, generator=gen) * (eps**0.5)
             feats[m] = x + noise * mask[:, i : i + 1]
+        feats = _as_given(test, feats)
         yield Condition("gaussian", f"gaussian:{_eps_label(eps)}", feats, _all_present(test), test.modalities)
 
 
@@ -256,6 +294,7 @@ def salt_pepper(
             salt = torch.rand(x.shape, generator=gen) < 0.5
             value = torch.where(salt, hi.expand_as(x), lo.expand_as(x)).to(x.dtype)
             feats[m] = torch.where(hit, value, x)
+        feats = _as_given(test, feats)
         yield Condition(
             "salt_pepper", f"salt_pepper:{_eps_label(eps)}", feats, _all_present(test), test.modalities
         )
@@ -403,6 +442,16 @@ def conflict(
         swapped[m][rows] = test.features[m][src]
         both[m][rows] = test.features[m][src]
     present = _all_present(test)
-    yield Condition("conflict", "conflict:noise", noisy, present, mods)
-    yield Condition("conflict", "conflict:swap", swapped, present, mods)
-    yield Condition("conflict", "conflict:all", both, present, mods)
+    if test.present is None:
+        yield Condition("conflict", "conflict:noise", noisy, present, mods)
+        yield Condition("conflict", "conflict:swap", swapped, present, mods)
+        yield Condition("conflict", "conflict:all", both, present, mods)
+        return
+    moved = present.clone()  # a swapped-in cell brings its presence along
+    for i in range(len(mods)):
+        sel = plan.swap_view == i
+        moved[plan.swap_rows[sel], i] = present[plan.swap_source[sel], i]
+    moved[~moved.any(1)] = present[~moved.any(1)]
+    yield Condition("conflict", "conflict:noise", _as_given(test, noisy), present, mods)
+    yield Condition("conflict", "conflict:swap", _as_given(test, swapped, moved), moved, mods)
+    yield Condition("conflict", "conflict:all", _as_given(test, both, moved), moved, mods)
