@@ -1,10 +1,14 @@
 """Cell executors: local 1 vs 2 processes give the same records; the cost order; one-line errors."""
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from pmrfusion.bench.cell_cost import cell_cost, method_weight
 from pmrfusion.bench.executors import LocalExecutor, cell_executor
+from pmrfusion.bench.experiment import load_experiment
+from pmrfusion.bench.experiment_run import run_experiment
+from pmrfusion.bench.experiment_store import RECORDS_FILE
 from pmrfusion.bench.suite import SuiteSpec, run_suite
 from pmrfusion.cli import app
 from pmrfusion.errors import PMRFusionError
@@ -56,3 +60,36 @@ def test_cli_refuses_a_scheduler_without_dask(tmp_path):
     assert res.exit_code != 0
     assert str(res.exception) == "--scheduler needs --executor dask"
     assert not (tmp_path / "s").exists()
+
+
+EXPERIMENT = """
+name = "tiny"
+title = "Tiny"
+out = "{out}"
+
+[defaults]
+seeds = 2
+protocols = ["clean"]
+train = {{ epochs = 1, patience = 2 }}
+
+[[grid]]
+id = "hw"
+dataset = "handwritten"
+methods = ["concat", "late"]
+"""
+
+
+def test_experiment_on_two_local_processes_matches_one_thread_in_process(tmp_path):
+    runs = {}
+    for name, ex in (("serial", LocalExecutor(1)), ("pool", LocalExecutor(2))):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(EXPERIMENT.format(out=(tmp_path / name).as_posix()))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # what each worker process runs with
+        try:
+            store = run_experiment(load_experiment(path), executor=ex)
+        finally:
+            torch.set_num_threads(threads)
+        assert len(store.cells) == 4
+        runs[name] = (tmp_path / name / RECORDS_FILE).read_bytes()
+    assert runs["serial"] == runs["pool"]
