@@ -93,3 +93,11 @@ def test_experiment_on_two_local_processes_matches_one_thread_in_process(tmp_pat
         assert len(store.cells) == 4
         runs[name] = (tmp_path / name / RECORDS_FILE).read_bytes()
     assert runs["serial"] == runs["pool"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_gpu_check_refuses_in_one_line_without_cuda(tmp_path):
+    res = CliRunner().invoke(app, ["gpu-check", "--out", str(tmp_path / "g")])
+    assert res.exit_code != 0
+    assert str(res.exception) == "`gpu-check` needs CUDA, and torch sees no CUDA device on this machine"
+    assert not (tmp_path / "g").exists()
