@@ -101,3 +101,16 @@ def test_gpu_check_refuses_in_one_line_without_cuda(tmp_path):
     assert res.exit_code != 0
     assert str(res.exception) == "`gpu-check` needs CUDA, and torch sees no CUDA device on this machine"
     assert not (tmp_path / "g").exists()
+
+
+def test_scaling_study_writes_its_table_and_refuses_to_overwrite(tmp_path):
+    from pmrfusion.analysis.scaling import scaling_study
+
+    twice = [("local", 1), ("local", 1)]
+    rows = scaling_study(tmp_path, methods=["concat"], seeds=1, epochs=1, configs=twice)
+    assert [(r.executor, r.workers, r.cells, r.identical) for r in rows] == [("local", 1, 1, True)] * 2
+    csv_lines = (tmp_path / "scaling.csv").read_text().splitlines()
+    assert csv_lines[0] == "executor,workers,cells,seconds,cells_per_min,identical_records"
+    assert len(csv_lines) == 3 and "| local | 1 | 1 |" in (tmp_path / "README.md").read_text()
+    with pytest.raises(PMRFusionError, match="already holds README.md, scaling.csv"):
+        scaling_study(tmp_path, methods=["concat"], seeds=1, epochs=1, configs=[("local", 1)])

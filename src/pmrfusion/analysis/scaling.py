@@ -1,17 +1,20 @@
 """The same small suite on each executor: wall time, cells/min, and whether the records match.
 
 `scaling_study(out)` runs one suite (datasets x methods x seeds, 1-2 epochs) with the local pool
-(1 and 2 processes) and with Dask (a LocalCluster of 1 and 2 workers), each into its own folder
-OUT/runs/<executor>-<n>/, and writes OUT/README.md (a table) and OUT/scaling.csv. "identical"
-compares each run's results.json byte for byte with the first run's. Wall time includes starting
-the workers (and the cluster), so a tiny suite shows the overhead, not the speed-up of a long one.
+(1 and 2 processes) and with Dask (a LocalCluster of 1 and 2 workers), each into its own
+temporary suite folder (deleted afterwards), and writes OUT/README.md (a table) and
+OUT/scaling.csv. "identical" compares each run's results.json byte for byte with the first
+run's. Wall time includes starting the workers (and the cluster), so a tiny suite shows the
+overhead, not the speed-up of a long one.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,10 +55,9 @@ def scaling_study(
 ) -> list[ScalingRow]:
     """Run the suite once per (executor, workers) of `configs`; write README.md and scaling.csv."""
     out = Path(out)
-    runs = out / "runs"
-    taken = [f"{e}-{n}" for e, n in configs if (runs / f"{e}-{n}").exists()]
+    taken = [f.name for f in (out / "README.md", out / "scaling.csv") if f.exists()]
     if taken:
-        raise PMRFusionError(f"{runs} already holds {', '.join(taken)}: use a new --out")
+        raise PMRFusionError(f"{out} already holds {', '.join(taken)}: use a new --out")
     spec = SuiteSpec(datasets=list(datasets), methods=list(methods), seeds=list(range(seeds)),
                      protocols=["clean"], train=TrainConfig(epochs=epochs, batch_size=128))  # fmt: skip
     spec.check()
@@ -63,12 +65,13 @@ def scaling_study(
     rows: list[ScalingRow] = []
     reference: bytes | None = None
     for name, n in configs:
-        folder = runs / f"{name}-{n}"
-        start = time.perf_counter()
-        with cell_executor(name, n) as ex:
-            result = run_suite(spec, folder, jobs=n, executor=ex)
-        seconds = time.perf_counter() - start
-        records = (folder / "results.json").read_bytes()
+        with tempfile.TemporaryDirectory(prefix="pmrfusion-scaling-") as tmp:
+            folder = Path(tmp) / "suite"
+            start = time.perf_counter()
+            with cell_executor(name, n) as ex:
+                result = run_suite(spec, folder, jobs=n, executor=ex)
+            seconds = time.perf_counter() - start
+            records = (folder / "results.json").read_bytes()
         reference = records if reference is None else reference
         rows.append(ScalingRow(name, n, result.ran, round(seconds, 2), records == reference))
         say(f"{name} x{n}: {result.ran} cells in {seconds:.1f}s")
@@ -90,14 +93,15 @@ def _write(out: Path, spec: SuiteSpec, rows: list[ScalingRow]) -> None:
         f"Suite: datasets {', '.join(spec.datasets)}; methods {', '.join(spec.methods)}; "
         f"{len(spec.seeds)} seeds; protocol clean; {spec.train.epochs} epochs. Machine: "
         f"{platform.machine()}, {torch.get_num_threads()} torch threads in the parent, "
-        "one per cell. Wall time includes starting the workers.",
+        f"one per cell; {os.cpu_count()} CPU cores (shared with other work while this ran). Wall time "
+        "includes starting the worker processes and the cluster, which dominates a suite this small.",
         "",
         "| executor | workers | cells | wall s | cells/min | records identical to the first run |",
         "|---|---|---|---|---|---|",
         *(f"| {r.executor} | {r.workers} | {r.cells} | {r.seconds:.2f} | {r.cells_per_minute:.1f} | "
           f"{'yes' if r.identical else 'NO'} |" for r in rows),  # fmt: skip
         "",
-        "Made by `pmrfusion scaling --out DIR` (`pmrfusion.analysis.scaling`); the runs are in runs/.",
+        "Made by `pmrfusion scaling --out DIR` (`pmrfusion.analysis.scaling`).",
         "",
     ]
     atomic_write_text(out / "README.md", "\n".join(lines))

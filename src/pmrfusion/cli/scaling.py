@@ -16,7 +16,7 @@ from pmrfusion.paths import atomic_write_text, check_output_dir
 
 @app.command()
 def scaling(
-    out: Annotated[Path, typer.Option(help="folder: README.md, scaling.csv, runs/")] = Path("runs/scaling"),
+    out: Annotated[Path, typer.Option(help="folder for README.md and scaling.csv")] = Path("runs/scaling"),
     datasets: Annotated[str, typer.Option(help="comma-separated datasets")] = "handwritten",
     methods: Annotated[str, typer.Option(help="comma-separated methods")] = "concat,late",
     seeds: Annotated[int, typer.Option(help="seeds 0..seeds-1")] = 2,
