@@ -5,9 +5,11 @@ protocols and benchmarks of the papers, on real feature datasets.
 """
 
 from pmrfusion.bench.claims import judge, load_claims
+from pmrfusion.bench.executors import DaskExecutor, LocalExecutor, cell_executor
 from pmrfusion.bench.experiment import load_experiment
 from pmrfusion.bench.experiment_run import run_experiment
 from pmrfusion.bench.runner import RunSpec, evaluate, fit_method, model_inputs, prepare_seed, run_grid
+from pmrfusion.bench.suite import SuiteSpec, run_suite
 from pmrfusion.data.absent import ABSENT_FILLS, fill_absent
 from pmrfusion.data.avmnist import load_avmnist
 from pmrfusion.data.dataset import MultimodalData
@@ -45,6 +47,11 @@ __all__ = [
     "from_torch_dataset",
     "presence_patterns",
     "ABSENT_FILLS",
+    "DaskExecutor",
+    "LocalExecutor",
+    "SuiteSpec",
+    "cell_executor",
+    "run_suite",
     "Batch",
     "EncoderConfig",
     "RawMultimodalData",

@@ -1,11 +1,15 @@
 """Run an experiment file: every grid through the one runner, every finished cell stored at once.
 
 `run_experiment` loads and checks every grid's data first (nothing trains before every grid is
-known to be runnable), then runs each grid's missing cells with `run_grid`, storing each cell's
-records, its training diagnostics and its provenance in the experiment's folder as soon as it is
-fitted (`bench.experiment_store`). With `resume`, a stored cell is kept only when it was made with
-the same settings (config hash), the same data (fingerprint) and the same code (source hash;
-or any code when the experiment file gives `pool_code_versions`); any other cell runs again.
+known to be runnable), then runs each grid's missing cells (`fit_cell`: `run_grid` on one method
+and seed) on an executor (`bench.executors`: this process, local processes or Dask), slowest
+first, storing each cell's records, its training diagnostics and its provenance in the
+experiment's folder as soon as it arrives (`bench.experiment_store`); only this process writes.
+Cells in worker processes run with one torch thread; in this process, with its threads
+(`--threads 1` gives the records of any executor). With `resume`, a stored cell is kept only
+when it was made with the same settings (config hash), the same data (fingerprint) and the same
+code (source hash; or any code when the experiment file gives `pool_code_versions`); any other
+cell runs again.
 
 Training diagnostics, so that a verdict can check a mechanism was engaged, are records of
 protocol "training", condition "train": `best_epoch`, `epochs_run`, the best validation metric
@@ -21,6 +25,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pmrfusion.bench.cell_cost import cell_cost
+from pmrfusion.bench.executors import CellExecutor, LocalExecutor
 from pmrfusion.bench.experiment import Experiment, Grid
 from pmrfusion.bench.experiment_store import CellKey, ExperimentStore, cell_key
 from pmrfusion.bench.provenance import Provenance, data_fingerprint, provenance, source_hash
@@ -160,9 +166,9 @@ def fit_cell(task: CellTask, data_root: str | None, device: str) -> CellOutcome:
     return CellOutcome(fitted[0].records, baselines, fitted[0].seconds)
 
 
-def _serial(fn: Callable[..., CellOutcome], tasks: Sequence[CellTask], *args: Any):
-    for task in tasks:
-        yield task, fn(task, *args)
+def task_cost(task: CellTask, data: MultimodalData | RawMultimodalData) -> float:
+    """`bench.cell_cost` of one task (the queue starts with the slowest)."""
+    return cell_cost(task.method, data.num_samples, data.dims)
 
 
 def run_experiment(
@@ -173,8 +179,12 @@ def run_experiment(
     grids: Sequence[str] | None = None,
     device: str = "auto",
     log: Log | None = None,
+    executor: CellExecutor | None = None,
 ) -> ExperimentStore:
-    """Run the missing cells of `exp` into `exp.out` (see the module docstring); the store."""
+    """Run the missing cells of `exp` into `exp.out` (see the module docstring); the store.
+
+    Cells run on `executor` (`bench.executors`; default: in this process), slowest first; this
+    process stores each one as it arrives."""
     say = log or (lambda _: None)
     store = ExperimentStore.read(exp.out)
     if store.cells and not (resume or overwrite):
@@ -196,14 +206,24 @@ def run_experiment(
         say(f"grid {p.grid.id}: {len(p.done)} cells kept, {len(todo)} to run (code {source_hash()})")
         tasks += [CellTask(p.grid, p.data.name, m, s) for m, s in todo]
     by_grid = {p.grid.id: p for p in plans}
-    for task, outcome in _serial(fit_cell, tasks, data_root, device):
+    tasks.sort(key=lambda t: -task_cost(t, by_grid[t.grid.id].data))
+    ex = executor if executor is not None else LocalExecutor(1)
+    with ex:
+        _run_tasks(ex, tasks, by_grid, store, data_root, device, say)
+    return store
+
+
+def _run_tasks(
+    ex: CellExecutor, tasks: list[CellTask], by_grid: dict[str, CellPlan], store: ExperimentStore,
+    data_root: str | None, device: str, say: Log,
+) -> None:  # fmt: skip
+    for task, outcome in ex.map_unordered(fit_cell, tasks, data_root, device):
         p = by_grid[task.grid.id]
         store.put((task.grid.id, p.data.name, task.method, task.seed), outcome.records, outcome.seconds,
                   p.hashes[task.method])  # fmt: skip
         _store_baselines(store, p, outcome.baselines)
         store.save()
         say(f"  {task.grid.id} {task.method} seed {task.seed}: {outcome.seconds:.1f}s")
-    return store
 
 
 def _store_baselines(store: ExperimentStore, p: CellPlan, baselines: list[dict]) -> None:

@@ -15,23 +15,18 @@ suite.json happen under an fcntl lock on DIR/.suite.lock.
 - DIR/results.json (.csv, .md): every finished cell's records merged in a fixed order
   (dataset, method, seed), rewritten atomically after the run.
 
-Cells run in the calling process (`jobs=1`) or in `jobs` worker processes (spawned, one
-torch thread each). Every cell runs with one torch thread in either case, so its records do
-not depend on `jobs`. Workers die with the parent (Linux: PR_SET_PDEATHSIG; everywhere: a thread
-polling the parent's pid), and SIGTERM to the parent stops them (`Terminated`), so a killed
-suite never leaves workers holding its output pipe.
+Cells run on an executor (`bench.executors`): in the calling process (`jobs=1`), in `jobs`
+local worker processes, or on a Dask cluster. Every cell runs with one torch thread wherever it
+runs, and only this process writes cells, so the records depend on neither `jobs` nor the
+executor. Local workers die with the parent, and SIGTERM to the parent stops them
+(`Terminated`), so a killed suite never leaves workers holding its output pipe.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
-import ctypes
 import dataclasses
-import multiprocessing
-import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -43,6 +38,8 @@ from typing import Any
 import torch
 
 from pmrfusion.bench import records as store
+from pmrfusion.bench.cell_cost import cell_cost
+from pmrfusion.bench.executors import WORKER_NAME, CellExecutor, LocalExecutor, WorkerLost, die_with_parent
 from pmrfusion.bench.runner import RunSpec, prepare_seed, run_one
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.loaders import load_dataset, require_feature_vectors
@@ -58,7 +55,6 @@ SUITES: dict[str, dict[str, Any]] = {
     "paper": {"datasets": ("handwritten", "cub", "pie", "wikipedia"), "seeds": 5},
 }
 MAX_SEEDS = 10_000  # one suite's seeds (each seed is a cell per dataset x method)
-PARENT_POLL_S = 1.0  # how often a worker checks that its parent is alive
 
 
 class Terminated(KeyboardInterrupt):
@@ -223,38 +219,17 @@ def run_cell(cell: Cell, spec: SuiteSpec) -> dict:
         torch.set_num_threads(threads)
 
 
+def _cost(cell: Cell, data_root: str | None) -> float:
+    try:
+        data = _dataset(cell.dataset, data_root)
+    except PMRFusionError:  # the cell is skipped when it runs
+        return 0.0
+    return cell_cost(cell.method, data.num_samples, data.dims)
+
+
 def _last_frame(e: BaseException) -> str:
     tb = traceback.extract_tb(e.__traceback__)
     return f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else "?"
-
-
-def _init_worker(parent: int) -> None:
-    torch.set_num_threads(1)
-    die_with_parent(parent)
-
-
-PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15  # linux/prctl.h
-WORKER_NAME = b"pmrfusion-cell"  # a worker's name in ps / /proc/PID/comm once it is set up (Linux)
-
-
-def die_with_parent(parent: int, poll_s: float = PARENT_POLL_S) -> None:
-    """End this process as soon as process `parent` (its parent) is gone: the kernel sends SIGKILL
-    (Linux, PR_SET_PDEATHSIG), and a daemon thread polls os.getppid() (everywhere). On Linux the
-    process is then named WORKER_NAME."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-            libc.prctl(PR_SET_NAME, ctypes.c_char_p(WORKER_NAME), 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="pmrfusion-parent-watch", daemon=True).start()
 
 
 @contextlib.contextmanager
@@ -272,22 +247,6 @@ def _sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
-
-
-@contextlib.contextmanager
-def _workers_ignore_ctrl_c() -> Iterator[None]:
-    """Worker processes started inside have SIGINT blocked from their first instruction (a
-    signal mask survives fork and exec): Ctrl-C reaches the whole process group, and the parent
-    alone stops the workers and says what was kept. A Ctrl-C meanwhile reaches the parent when
-    the block ends."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # ----------------------------------------------------------------------------- the folder
@@ -342,21 +301,6 @@ def _store(out: Path, cell: Cell, payload: dict, digest: str, done: int) -> None
         raise PMRFusionError(f"{e}; {_kept(out, done)}") from None
 
 
-def _stop(pool: cf.ProcessPoolExecutor) -> None:
-    """Stop every worker of `pool` now (a cell in flight is lost; the stored ones are whole)."""
-    workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in workers:
-        with contextlib.suppress(Exception):
-            proc.terminate()
-    deadline = time.monotonic() + 5.0
-    for proc in workers:
-        with contextlib.suppress(Exception):
-            proc.join(max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
-                proc.kill()
-
-
 def run_suite(
     spec: SuiteSpec,
     out: str | Path,
@@ -364,8 +308,12 @@ def run_suite(
     on_cell: CellCallback | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_note: Callable[[str], None] | None = None,
+    executor: CellExecutor | None = None,
 ) -> SuiteResult:
     """Run every unfinished cell of `spec` into `out`, then merge all finished cells.
+
+    Cells run on `executor` (`bench.executors`; default `LocalExecutor(jobs)`), slowest first
+    (`bench.cell_cost`); only this process stores them, so the records do not depend on it.
 
     `on_note(text)` is called for each cell file that is not accepted and is recomputed (and for
     each stale temporary file removed); `on_start(done, total)` once with the number of cells
@@ -399,37 +347,18 @@ def run_suite(
         reused = done
         if on_start is not None:
             on_start(done, total)
-        with _sigterm_raises():
-            if jobs == 1 or len(todo) <= 1:
-                for cell in todo:
-                    payload = run_cell(cell, spec)
+        order = sorted(todo, key=lambda c: -_cost(c, spec.data_root))  # slowest first
+        ex = executor if executor is not None else LocalExecutor(jobs)
+        with _sigterm_raises(), ex:
+            try:
+                for cell, payload in ex.map_unordered(run_cell, order, spec):
                     _store(out, cell, payload, digest, done)
                     done += 1
                     if on_cell is not None:
                         on_cell(cell, payload, done, total)
-            else:
-                ctx = multiprocessing.get_context("spawn")
-                pool = cf.ProcessPoolExecutor(
-                    max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
-                )
-                try:
-                    with _workers_ignore_ctrl_c():  # the pool spawns its workers on submit
-                        futures = {pool.submit(run_cell, cell, spec): cell for cell in todo}
-                    for fut in cf.as_completed(futures):
-                        cell = futures[fut]
-                        try:
-                            payload = fut.result()
-                        except cf.process.BrokenProcessPool:
-                            why = f"a suite worker died (killed, or out of memory?) while {cell} ran"
-                            raise PMRFusionError(f"{why}; {_kept(out, done)}") from None
-                        _store(out, cell, payload, digest, done)
-                        done += 1
-                        if on_cell is not None:
-                            on_cell(cell, payload, done, total)
-                except BaseException:
-                    _stop(pool)
-                    raise
-                pool.shutdown(wait=True)
+            except WorkerLost as e:
+                raise PMRFusionError(f"a suite worker died (killed, or out of memory?) while {e.item} ran; "
+                                     f"{_kept(out, done)}") from None  # fmt: skip
         header = (
             f"# suite: {', '.join(spec.datasets)}; methods {', '.join(spec.methods)}; "
             f"{len(spec.seeds)} seeds; protocols {', '.join(spec.protocols)}"
@@ -445,6 +374,7 @@ def run_suite(
 
 __all__ = [
     "SUITES",
+    "WORKER_NAME",
     "Cell",
     "SuiteResult",
     "SuiteSpec",

@@ -35,6 +35,7 @@ COMMANDS = (
     "pages",
     "rcml",
     "run",
+    "scaling",
 )
 for _name in COMMANDS:
     importlib.import_module(f"{__name__}.{_name}")

@@ -38,6 +38,20 @@ ModalityDropout = Annotated[
     ),
 ]
 Quiet = Annotated[bool, typer.Option(help="no progress bar")]
+Executor = Annotated[
+    str,
+    typer.Option(help="where cells run: local (this machine's processes) or dask (a Dask cluster)"),
+]
+Jobs = Annotated[
+    int, typer.Option(help="cells run in N worker processes (one torch thread each), or N local Dask workers")
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        help="Dask scheduler address (tcp://host:8786) or scheduler file (.json); default: a local "
+        "cluster of --jobs workers, one thread each"
+    ),
+]
 
 
 def split_list(text: str) -> list[str]:

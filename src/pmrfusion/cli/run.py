@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from pmrfusion.bench.executors import cell_executor
 from pmrfusion.bench.experiment import load_experiment
 from pmrfusion.bench.experiment_page import benchmarks_page, write_page, write_verdicts
 from pmrfusion.bench.experiment_run import run_experiment
 from pmrfusion.bench.experiment_store import ExperimentStore
 from pmrfusion.cli.app import app, console, on_interrupt
-from pmrfusion.cli.options import DataRoot, Device, split_list
+from pmrfusion.cli.options import DataRoot, Device, Executor, Jobs, Scheduler, split_list
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.paths import atomic_write_text
 from pmrfusion.train.distributed import refuse_under_torchrun
@@ -37,9 +38,13 @@ def run(
     ] = None,
     data_root: DataRoot = None,
     device: Device = "auto",
+    jobs: Jobs = 1,
+    executor: Executor = "local",
+    scheduler: Scheduler = None,
 ) -> None:
     """Run an experiment file's missing cells (resumable), then write its page from the records."""
     refuse_under_torchrun("run")
+    ex = cell_executor(executor, jobs, scheduler)
     if resume and overwrite:
         raise PMRFusionError("--resume and --overwrite exclude each other")
     exp = load_experiment(experiment)
@@ -56,7 +61,7 @@ def run(
         on_interrupt(f"every finished cell is kept in {exp.out}/records.csv; --resume continues")
         store = run_experiment(
             exp, None if data_root is None else str(data_root), resume, overwrite,
-            split_list(grids) if grids else None, device, lambda line: console.print(escape(line)),
+            split_list(grids) if grids else None, device, lambda line: console.print(escape(line)), ex,
         )  # fmt: skip
     page = write_page(exp, store, claims_path)
     console.print(f"{len(store.cells)} cells in {exp.out}/records.csv; page {page}")

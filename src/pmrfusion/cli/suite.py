@@ -13,9 +13,12 @@ import typer
 from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import (
     DataRoot,
+    Executor,
+    Jobs,
     LabelNoise,
     ModalityDropout,
     Quiet,
+    Scheduler,
     SetOpt,
     split_list,
     train_config,
@@ -29,6 +32,7 @@ from pmrfusion.train.distributed import refuse_under_torchrun
 from pmrfusion.train.trainer import TrainConfig
 
 if TYPE_CHECKING:
+    from pmrfusion.bench.executors import CellExecutor
     from pmrfusion.bench.suite import Cell, SuiteResult, SuiteSpec
 
 
@@ -46,7 +50,9 @@ def suite(
         int | None, typer.Option(help="number of seeds 0..seeds-1 (default: the suite's)")
     ] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/suite"),
-    jobs: Annotated[int, typer.Option(help="cells run in N worker processes")] = 1,
+    jobs: Jobs = 1,
+    executor: Executor = "local",
+    scheduler: Scheduler = None,
     epochs: int = 150,
     lr: float = 1e-3,
     batch_size: int = 64,
@@ -59,7 +65,7 @@ def suite(
     """Run a named suite: one file per finished cell under OUT/cells/, so a stopped run resumes."""
     run_suite_command(
         name, datasets_, methods_, protocols, seeds, out, jobs, data_root, quiet, set_,
-        train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
+        train_config(epochs, lr, batch_size, True, label_noise, modality_dropout), executor, scheduler,
     )  # fmt: skip
 
 
@@ -75,11 +81,15 @@ def run_suite_command(
     quiet: bool,
     set_: list[str] | None,
     tc: TrainConfig,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> None:
+    from pmrfusion.bench.executors import cell_executor
     from pmrfusion.bench.suite import Terminated, available, default_protocols, suite_spec
 
     refuse_under_torchrun("suite")
     check_output_dir(out, "--out")
+    ex = cell_executor(executor, jobs, scheduler)
     on_interrupt(
         f"every finished cell is kept in {out}/cells/ (rerun the same command to resume); "
         "nothing was half-written"
@@ -107,7 +117,7 @@ def run_suite_command(
     console.print(
         f"suite '{suite}': {len(spec.datasets)} datasets x {len(spec.methods)} methods x "
         f"{len(spec.seeds)} seeds = {len(spec.cells())} cells; protocols {', '.join(spec.protocols)}; "
-        f"{jobs} job(s); output {out}"
+        f"{jobs} job(s) on the {executor} executor; output {out}"
     )
     start = time.perf_counter()
 
@@ -115,7 +125,7 @@ def run_suite_command(
         console.print(f"[yellow]note: {text}[/yellow]")
 
     try:
-        result = _run(spec, out, jobs, quiet, on_note)
+        result = _run(spec, out, jobs, quiet, on_note, ex)
     except Terminated:
         workers = "; its workers were stopped" if jobs > 1 else ""
         print(
@@ -134,7 +144,9 @@ def run_suite_command(
     )
 
 
-def _run(spec: SuiteSpec, out: Path, jobs: int, quiet: bool, on_note: Callable[[str], None]) -> SuiteResult:
+def _run(
+    spec: SuiteSpec, out: Path, jobs: int, quiet: bool, on_note: Callable[[str], None], ex: CellExecutor
+) -> SuiteResult:
     """`run_suite` with a progress bar unless `quiet`."""
     from rich.progress import (
         BarColumn,
@@ -148,7 +160,7 @@ def _run(spec: SuiteSpec, out: Path, jobs: int, quiet: bool, on_note: Callable[[
     from pmrfusion.bench.suite import run_suite
 
     if quiet:
-        return run_suite(spec, out, jobs, on_note=on_note)
+        return run_suite(spec, out, jobs, on_note=on_note, executor=ex)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -167,4 +179,4 @@ def _run(spec: SuiteSpec, out: Path, jobs: int, quiet: bool, on_note: Callable[[
             status = "" if payload["status"] == "ok" else " [yellow]skipped[/yellow]"
             progress.update(bar, completed=done, description=f"{cell} ({payload['seconds']:.1f}s){status}")
 
-        return run_suite(spec, out, jobs, on_cell, on_start, on_note)
+        return run_suite(spec, out, jobs, on_cell, on_start, on_note, ex)

@@ -62,13 +62,15 @@ def shard_weight(shard_size: int, batch_size: int, world_size: int) -> float:
 
 
 def batch_to(batch: Batch, device: torch.device, non_blocking: bool = False) -> Batch:
-    """`batch` on `device` (itself on CPU)."""
+    """`batch` on `device` (itself on CPU); `non_blocking` copies overlap compute from pinned memory."""
     if device.type == "cpu":
         return batch
-    return Batch(
-        {m: x.to(device, non_blocking=non_blocking) for m, x in batch.features.items()},
-        batch.present.to(device), batch.labels.to(device), batch.index.to(device),
-    )  # fmt: skip
+
+    def to(x: torch.Tensor) -> torch.Tensor:
+        return x.to(device, non_blocking=non_blocking)
+
+    return Batch({m: to(x) for m, x in batch.features.items()}, to(batch.present), to(batch.labels),
+                 to(batch.index))  # fmt: skip
 
 
 def with_dropped(batch: Batch, fill: dict[str, Tensor] | None) -> Batch:

@@ -256,7 +256,8 @@ def predict_split(model: FusionModel, split: Split) -> Tensor:
     """Logits for every row of a split (any kind), in eval mode, in row order (returned on CPU)."""
     model.eval()
     device = _device_of(model)
-    return torch.cat([model(batch_to(b, device).features, None).logits.cpu() for b in split.eval_batches()])
+    on_device = (batch_to(b, device, non_blocking=True) for b in split.eval_batches())
+    return torch.cat([model(b.features, None).logits.cpu() for b in on_device])
 
 
 def _validate(model: FusionModel, val: Split) -> tuple[float, float]:
@@ -315,7 +316,8 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
             steps = 0
             for batch, weight in epoch_batches(epoch):
                 with autocast(device, cfg.precision):
-                    loss, parts = total_loss(model, batch_to(batch, device), forward, cfg.regression_loss)
+                    on_device = batch_to(batch, device, non_blocking=True)
+                    loss, parts = total_loss(model, on_device, forward, cfg.regression_loss)
                 if ctx is not None:
                     loss = loss * weight
                 optimizer_step(loss.float(), opts, scaler)
