@@ -29,6 +29,7 @@ from pmrfusion.modules.reconfiguration import Reconfiguration
 from pmrfusion.objectives.preservation import preservation_loss
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.train.checkpoint import load_checkpoint, load_for_evaluation, save_checkpoint, save_trained
+from pmrfusion.train.prediction import Predictions, predict_checkpoint, write_predictions
 from pmrfusion.train.regimes import fit_unimodal, pretrain_encoders
 from pmrfusion.train.trainer import TrainConfig, predict, seed_everything, train
 from pmrfusion.types import Batch, ModelOutput
@@ -37,6 +38,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABSENT_FILLS",
+    "Predictions",
+    "predict_checkpoint",
+    "write_predictions",
     "Batch",
     "EncoderConfig",
     "RawMultimodalData",
