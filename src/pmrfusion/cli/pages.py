@@ -48,7 +48,7 @@ def bench_dynamic(
     seeds: Annotated[int, typer.Option(help="seeds 0..seeds-1")] = 5,
     datasets: Annotated[str, typer.Option(help="comma-separated")] = "cub,pie",
     out: Annotated[Path | None, typer.Option(help="also write the page here")] = Path(
-        "results/dynamic/README.md"
+        "runs/dynamic/README.md"
     ),
     threads: int = 1,
 ) -> None:
@@ -71,7 +71,7 @@ def bench_pmr_family(
     only: Annotated[str, typer.Option(help="sections: wiki,cub,pie")] = "wiki,cub,pie",
     raw: Annotated[Path, typer.Option(help="cache of raw records")] = Path("runs/pmr_family"),
     out: Annotated[Path | None, typer.Option(help="also write the page here")] = Path(
-        "results/pmr-family/README.md"
+        "runs/pmr-family/README.md"
     ),
 ) -> None:
     """Small PMR-family benchmark: Wikipedia retrieval vs CCA, CUB keep-one, PIE 7-subset table."""
