@@ -12,8 +12,11 @@ import typer
 
 from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import (
+    BatchSize,
     DataRoot,
+    Epochs,
     LabelNoise,
+    LearningRate,
     ModalityDropout,
     Quiet,
     SetOpt,
@@ -47,9 +50,9 @@ def suite(
     ] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/suite"),
     jobs: Annotated[int, typer.Option(help="cells run in N worker processes")] = 1,
-    epochs: int = 150,
-    lr: float = 1e-3,
-    batch_size: int = 64,
+    epochs: Epochs = 150,
+    lr: LearningRate = 1e-3,
+    batch_size: BatchSize = 64,
     set_: SetOpt = None,
     data_root: DataRoot = None,
     quiet: Quiet = False,
