@@ -81,6 +81,7 @@ def run_bench(
     """Run `spec` on `data` into `out` (see the module's doc); returns (every record in grid order,
     number of cells kept from an earlier run)."""
     out = check_bench_out(out, resume, overwrite)
+    spec.check_data(data)  # before anything is written
     settings = bench_settings(data.name, spec)
     digest = store.settings_digest(settings)
     with run_folder(out, [store.CELLS]):
