@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pmrfusion.bench import records as store
-from pmrfusion.bench.runner import RunSpec, run_grid
+from pmrfusion.bench.runner import RunSpec, get_task, run_grid
 from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.raw import RawMultimodalData
 from pmrfusion.errors import PMRFusionError
@@ -82,6 +82,8 @@ def run_bench(
     number of cells kept from an earlier run)."""
     out = check_bench_out(out, resume, overwrite)
     spec.check_data(data)  # before anything is written
+    if get_task(spec.task).baselines is not None:
+        raise PMRFusionError(f"run_bench stores method cells only; task '{spec.task}' has baselines")
     settings = bench_settings(data.name, spec)
     digest = store.settings_digest(settings)
     with run_folder(out, [store.CELLS]):
