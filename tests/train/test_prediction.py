@@ -111,6 +111,7 @@ def _image_manifest(folder, n=24):
 def test_raw_checkpoint_predicts_with_the_manifest_ids(tmp_path):
     manifest = _image_manifest(tmp_path)
     data = load_dataset(manifest)
+    data.classes = ["dark", "bright"]  # the labels of classes 0, 1, as a loader of word labels gives
     cfg = EncoderConfig()
     cfg.loader.num_workers = 0
     ck = tmp_path / "models" / "raw.pt"
@@ -118,5 +119,6 @@ def test_raw_checkpoint_predicts_with_the_manifest_ids(tmp_path):
     assert torch.load(ck, weights_only=True)["dataset"] == "../m.csv"  # relative to the checkpoint
     preds = predict_checkpoint(ck)
     assert preds.ids == [f"s{i}" for i in range(24)] and preds.modalities == ["image", "vec"]
-    assert preds.probabilities.shape == (24, 2) and set(preds.prediction) <= {0, 1}
+    assert preds.probabilities.shape == (24, 2) and set(preds.prediction) <= {"dark", "bright"}
+    assert preds.columns()[:4] == ["id", "prediction", "prob:dark", "prob:bright"]
     assert preds.uncertainty is None and preds.present.all()

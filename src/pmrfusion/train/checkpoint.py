@@ -401,11 +401,14 @@ def load_raw_checkpoint(
 def save_trained(
     path: str | os.PathLike, model: FusionModel, prepared: PreparedData, method: str,
     config: dict[str, Any], dataset: str, encoder: EncoderConfig | None = None,
+    classes: list[str] | None = None,
 ) -> None:  # fmt: skip
     """A checkpoint of `model` trained on `prepared` (either kind), naming `dataset` (a file: by
-    its path relative to the checkpoint, `dataset_reference`) and the data's class labels, if any."""
+    its path relative to the checkpoint, `dataset_reference`) and the class labels (default: the
+    data's `classes`, if any)."""
     dataset = dataset_reference(dataset, path)
-    classes = getattr(prepared.data, "classes", None)
+    if classes is None:
+        classes = getattr(prepared.data, "classes", None)
     if not prepared.raw:
         dims, k = prepared.dims, prepared.num_classes
         save_checkpoint(path, model, method, config, dims, k, prepared.scaler, dataset, classes)
