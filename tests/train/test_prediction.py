@@ -122,3 +122,19 @@ def test_raw_checkpoint_predicts_with_the_manifest_ids(tmp_path):
     assert preds.probabilities.shape == (24, 2) and set(preds.prediction) <= {"dark", "bright"}
     assert preds.columns()[:4] == ["id", "prediction", "prob:dark", "prob:bright"]
     assert preds.uncertainty is None and preds.present.all()
+
+
+def test_a_regression_model_predicts_values(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (x[:, 0] + 0.25).astype(np.float32)
+    splits = {"train": np.arange(30), "test": np.arange(30, 40)}
+    data = MultimodalData("reg", {"a": x, "b": x[:, :2]}, y, splits, task="regression")
+    prepared = prepare_seed(data, 0)
+    model, _ = fit_method("concat", prepared, 0, {}, TrainConfig(epochs=1, batch_size=16, quiet=True))
+    path = tmp_path / "reg.pt"
+    save_checkpoint(path, model, "concat", {}, prepared.dims, 1, prepared.scaler, "reg")
+    preds = predict_checkpoint(path, data)
+    assert preds.probabilities is None and preds.columns() == ["id", "prediction", "present"]
+    expected = predict(model, prepared.test.features).reshape(-1)
+    assert np.allclose([preds.prediction[i] for i in range(30, 40)], expected.numpy(), atol=1e-6)
