@@ -8,7 +8,7 @@ the grid's order (seeds, then methods), the same bytes whether cells were run no
 
 A folder that already holds results (results.* or cells) is refused unless `resume` (its
 finished cells with the same settings are kept and skipped, a cell made with other settings is
-an error) or `overwrite` (its cells are removed first).
+an error) or `overwrite` (its cells and results are removed first).
 """
 
 from __future__ import annotations
@@ -87,9 +87,11 @@ def run_bench(
     settings = bench_settings(data.name, spec)
     digest = store.settings_digest(settings)
     with run_folder(out, [store.CELLS]):
-        if overwrite:
+        if overwrite:  # the old run goes entirely, so an interrupted new one never sits beside it
             for p in (out / store.CELLS).glob("*.json") if (out / store.CELLS).is_dir() else []:
                 p.unlink()
+            for name in RESULT_FILES:
+                (out / name).unlink(missing_ok=True)
         done = _finished_cells(out, digest) if resume else {}
         atomic_write_text(out / BENCH_FILE, json.dumps({"settings": settings}, indent=1) + "\n")
         wanted = {(m, s) for m in spec.methods for s in spec.seeds}
