@@ -17,7 +17,7 @@ $(BIN)/pmrfusion: pyproject.toml
 setup: $(BIN)/pmrfusion
 
 run: setup
-	$(BIN)/pmrfusion bench
+	$(BIN)/pmrfusion bench --resume
 
 test: setup
 	$(BIN)/python -m pytest

@@ -34,6 +34,7 @@ from pmrfusion.modules.reconfiguration import Reconfiguration
 from pmrfusion.objectives.preservation import preservation_loss
 from pmrfusion.optim import OptimizerSpec
 from pmrfusion.train.checkpoint import load_checkpoint, load_for_evaluation, save_checkpoint, save_trained
+from pmrfusion.train.prediction import Predictions, predict_checkpoint, write_predictions
 from pmrfusion.train.regimes import fit_unimodal, pretrain_encoders
 from pmrfusion.train.trainer import TrainConfig, predict, seed_everything, train
 from pmrfusion.types import Batch, ModelOutput
@@ -52,6 +53,9 @@ __all__ = [
     "SuiteSpec",
     "cell_executor",
     "run_suite",
+    "Predictions",
+    "predict_checkpoint",
+    "write_predictions",
     "Batch",
     "EncoderConfig",
     "RawMultimodalData",

@@ -38,6 +38,8 @@ def _plt():
 
 def _fmt(v: Sequence[float]) -> str:
     a = np.asarray(v, dtype=float)
+    if a.size == 1:  # one seed has no spread
+        return f"{a[0]:.4f} (n = 1)"
     return f"{a.mean():.4f} ± {sample_std(a):.4f}" if a.size else ""
 
 

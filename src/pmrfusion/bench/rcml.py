@@ -440,6 +440,8 @@ def summary_markdown(rows: list[dict]) -> str:
         pub_txt = "" if math.isnan(pub) else f"{pub:.2f} ± {float(r['published_std']):.2f}"
         gap_txt = "" if math.isnan(pub) else f"{float(r['gap']):+.2f}"
         acc_txt = f"{float(r['acc_mean']):.2f} ± {float(r['acc_std']):.2f}"
+        if int(r["runs"]) == 1:  # one run has no spread
+            acc_txt = f"{float(r['acc_mean']):.2f} (n = 1)"
         lines.append(
             f"| {r['dataset']} | {r['method']} | {r['test_set']} | {r['runs']} | {acc_txt} | "
             f"{unc_txt} | {pub_txt} | {gap_txt} |"

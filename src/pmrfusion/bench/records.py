@@ -39,7 +39,7 @@ import numpy as np
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.metrics import sample_std
 from pmrfusion.eval.regression_metrics import LOWER_IS_BETTER, primary_metric
-from pmrfusion.paths import atomic_write_text
+from pmrfusion.paths import atomic_write_text, check_output_file
 
 RECORD_KEYS = ("dataset", "method", "protocol", "condition", "present", "seed", "metric", "value")
 NAME_KEYS = ("dataset", "method", "protocol", "condition", "metric")
@@ -263,11 +263,8 @@ def markdown_table(rows: list[SummaryRow]) -> str:
     return out.getvalue()
 
 
-def write_results(out_dir: Path, records: list[dict], header: str = "") -> None:
-    """results.json (list of records), results.csv and results.md, each written atomically (a
-    failed write: `WriteError` naming the file). Non-finite values: null in JSON, `nan` in CSV."""
-    out_dir = Path(out_dir)
-    atomic_write_text(out_dir / "results.json", to_json(records, indent=1) + "\n")
+def records_csv(records: list[dict]) -> tuple[str, bool]:
+    """(results.csv's text of `records`, whether some value is undefined: written `nan`)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=RECORD_KEYS, extrasaction="ignore")
     w.writeheader()
@@ -278,7 +275,40 @@ def write_results(out_dir: Path, records: list[dict], header: str = "") -> None:
             undefined = True
             value = math.nan if value is None else value
         w.writerow({**r, "present": "+".join(r["present"]), "value": value})
-    atomic_write_text(out_dir / "results.csv", buf.getvalue())
+    return buf.getvalue(), undefined
+
+
+RECORD_FILE_SUFFIXES = (".json", ".csv")
+
+
+def check_records_file(path: str | Path, overwrite: bool = False, what: str = "--out") -> Path:
+    """`path` can take a records file (before any work): .json or .csv, writable, not an existing
+    file unless `overwrite`."""
+    path = Path(path)
+    if path.suffix.lower() not in RECORD_FILE_SUFFIXES:
+        raise PMRFusionError(f"{what}: {path} must end in .json or .csv")
+    check_output_file(path, what)
+    if path.exists() and not overwrite:
+        raise PMRFusionError(f"{what}: {path} already exists (pass --overwrite to replace it)")
+    return path
+
+
+def write_records_file(path: str | Path, records: list[dict]) -> None:
+    """`records` as one file, atomically: .json as results.json, .csv as results.csv."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        atomic_write_text(path, records_csv(records)[0])
+    else:
+        atomic_write_text(path, to_json(records, indent=1) + "\n")
+
+
+def write_results(out_dir: Path, records: list[dict], header: str = "") -> None:
+    """results.json (list of records), results.csv and results.md, each written atomically (a
+    failed write: `WriteError` naming the file). Non-finite values: null in JSON, `nan` in CSV."""
+    out_dir = Path(out_dir)
+    atomic_write_text(out_dir / "results.json", to_json(records, indent=1) + "\n")
+    text, undefined = records_csv(records)
+    atomic_write_text(out_dir / "results.csv", text)
     metric = primary_metric(records)
     name = "Accuracy" if metric == "accuracy" else metric
     md = (header + "\n\n" if header else "") + f"{name}: mean ± std over seeds (worst seed); "

@@ -43,7 +43,8 @@ def train_once(
         )
         if save is not None:
             name, options = resolve_method(method, overrides)
-            save_trained(save, model, prepared, name, options, dataset or data.name, encoder)
+            classes = getattr(data, "classes", None)
+            save_trained(save, model, prepared, name, options, dataset or data.name, encoder, classes)
             line += f"\ncheckpoint written to {save}"
         return line
 

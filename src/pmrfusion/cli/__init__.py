@@ -25,6 +25,7 @@ COMMANDS = (
     "methods",
     "train",
     "evaluate",
+    "predict",
     "bench",
     "suite",
     "retrieval",

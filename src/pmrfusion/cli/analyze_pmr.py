@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pmrfusion.cli.app import app
-from pmrfusion.cli.options import DataRoot
+from pmrfusion.cli.options import DataRoot, Epochs
 
 KINDS = ("gradcos", "sensitivity", "ablation", "cost")
 
@@ -20,7 +20,7 @@ def analyze_pmr(
     dataset: Annotated[str, typer.Option(help="built-in name or .npz/.mat path")] = "cub",
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/analysis"),
     seeds: Annotated[int, typer.Option(help="number of seeds (0..seeds-1)")] = 1,
-    epochs: int = 30,
+    epochs: Epochs = 30,
     preservation: Annotated[str, typer.Option(help="gradcos: strict | relaxed")] = "strict",
     data_root: DataRoot = None,
 ) -> None:

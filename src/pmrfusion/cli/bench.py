@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.bench.records import write_results
-from pmrfusion.bench.runner import RunSpec, encoder_config_for, run_grid
-from pmrfusion.cli.app import app, console
+from pmrfusion.bench.bench_run import check_bench_out, run_bench
+from pmrfusion.bench.runner import RunSpec, encoder_config_for
+from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import (
     DataRoot,
     Device,
@@ -47,9 +47,13 @@ def bench(
         int, typer.Option(help="seeds run are first_seed..first_seed+seeds-1 (to add seeds to a run)")
     ] = 0,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/bench"),
-    epochs: int = 150,
-    lr: float = 1e-3,
-    batch_size: int = 64,
+    resume: Annotated[
+        bool, typer.Option(help="keep --out's finished (method, seed) cells (same settings); run the rest")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace the results already in --out")] = False,
+    epochs: Annotated[int, typer.Option(help="training epochs (best validation epoch kept)")] = 150,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(help="training batch size")] = 64,
     set_: SetOpt = None,
     data_root: DataRoot = None,
     quiet: Quiet = False,
@@ -77,6 +81,8 @@ def bench(
     """
     refuse_under_torchrun("bench")
     check_output_dir(out, "--out")
+    if task == "classification" and suite is None:
+        check_bench_out(out, resume, overwrite)
     if task == "retrieval":
         from pmrfusion.bench.retrieval import retrieval_experiment
 
@@ -115,8 +121,13 @@ def bench(
         console.print(f"[dim]note: {note}[/dim]")
     start = time.perf_counter()
     total = len(spec.methods) * len(spec.seeds)
+    header = (
+        f"# {data.name}: {', '.join(spec.methods)}; {len(spec.seeds)} seeds; "
+        f"protocols {', '.join(spec.protocols)}"
+    )
+    on_interrupt(f"every finished cell is kept in {out}/cells/ (--resume runs the rest)")
     if quiet:
-        records = run_grid(data, spec)
+        records, kept = run_bench(data, spec, out, resume, overwrite, header=header)
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -127,12 +138,9 @@ def bench(
             def on_cell(method: str, seed: int, seconds: float) -> None:
                 progress.update(bar, advance=1, description=f"{method} seed {seed} ({seconds:.1f}s)")
 
-            records = run_grid(data, spec, on_cell)
-    header = (
-        f"# {data.name}: {', '.join(spec.methods)}; {len(spec.seeds)} seeds; "
-        f"protocols {', '.join(spec.protocols)}"
-    )
-    write_results(out, records, header)
+            records, kept = run_bench(data, spec, out, resume, overwrite, on_cell, header)
+    if kept:
+        console.print(f"{kept} finished cells of {total} kept from {out}")
     print_summary(records, len(data.modalities))
     elapsed = time.perf_counter() - start
     console.print(f"{len(records)} records written to {out}/results.json (.csv, .md) in {elapsed:.0f}s")

@@ -84,3 +84,9 @@ def train_config(
         device=device,
         precision=precision,
     )
+
+
+Epochs = Annotated[int, typer.Option(help="training epochs (the best validation epoch is kept)")]
+LearningRate = Annotated[float, typer.Option("--lr", help="learning rate")]
+BatchSize = Annotated[int, typer.Option(help="training batch size")]
+Threads = Annotated[int, typer.Option(help="torch threads")]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from pmrfusion.cli.app import app, on_interrupt
-from pmrfusion.cli.options import split_list
+from pmrfusion.cli.options import Epochs, Threads, split_list
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.paths import check_output_dir, check_output_file
 from pmrfusion.train.trainer import seed_range
@@ -48,9 +48,9 @@ def bench_dynamic(
     seeds: Annotated[int, typer.Option(help="seeds 0..seeds-1")] = 5,
     datasets: Annotated[str, typer.Option(help="comma-separated")] = "cub,pie",
     out: Annotated[Path | None, typer.Option(help="also write the page here")] = Path(
-        "results/dynamic/README.md"
+        "runs/dynamic/README.md"
     ),
-    threads: int = 1,
+    threads: Threads = 1,
 ) -> None:
     """QMF, PDF, IID vs static baselines under Gaussian noise, paper claims checked, throughput."""
     from pmrfusion.analysis.dynamic_benchmark import dynamic_benchmark
@@ -66,12 +66,12 @@ def bench_dynamic(
 @app.command("bench-pmr-family")
 def bench_pmr_family(
     seeds: Annotated[int, typer.Option(help="seeds 0..seeds-1")] = 5,
-    epochs: int = 60,
-    patience: int = 15,
+    epochs: Epochs = 60,
+    patience: Annotated[int, typer.Option(help="early-stopping patience in epochs")] = 15,
     only: Annotated[str, typer.Option(help="sections: wiki,cub,pie")] = "wiki,cub,pie",
     raw: Annotated[Path, typer.Option(help="cache of raw records")] = Path("runs/pmr_family"),
     out: Annotated[Path | None, typer.Option(help="also write the page here")] = Path(
-        "results/pmr-family/README.md"
+        "runs/pmr-family/README.md"
     ),
 ) -> None:
     """Small PMR-family benchmark: Wikipedia retrieval vs CCA, CUB keep-one, PIE 7-subset table."""
@@ -94,8 +94,8 @@ def bench_pmr_family(
 @app.command("speed")
 def speed(
     methods: Annotated[str, typer.Option(help="comma-separated")] = "concat,late,sg-concat,rg-concat",
-    dataset: str = "cub",
-    threads: int = 2,
+    dataset: Annotated[str, typer.Option(help="built-in name or path")] = "cub",
+    threads: Threads = 2,
 ) -> None:
     """Training throughput, inference latency, and PMR's FLOP/s vs the matmul roofline (markdown)."""
     from pmrfusion.analysis.speed import speed_tables
@@ -116,7 +116,10 @@ def robustness_summary(
 
 
 @app.command("select-on-validation")
-def select_on_validation(dataset: str = "handwritten", seeds: int = 3) -> None:
+def select_on_validation(
+    dataset: Annotated[str, typer.Option(help="built-in name or path")] = "handwritten",
+    seeds: Annotated[int, typer.Option(help="seeds 0..seeds-1")] = 3,
+) -> None:
     """Compare sg-concat variants on the validation split only (clean, leave-one-out, keep-one)."""
     from pmrfusion.analysis.select_on_validation import select_on_validation as run
 

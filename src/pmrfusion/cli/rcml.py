@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pmrfusion.cli.app import app, console, on_interrupt
-from pmrfusion.cli.options import DataRoot, split_list
+from pmrfusion.cli.options import DataRoot, Epochs, split_list
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.paths import check_output_dir
 from pmrfusion.train.distributed import refuse_under_torchrun
@@ -18,9 +18,9 @@ from pmrfusion.train.distributed import refuse_under_torchrun
 def rcml_cmd(
     datasets: Annotated[str, typer.Option(help="comma-separated datasets")] = "handwritten,cub,pie",
     methods: Annotated[str, typer.Option(help="comma-separated methods")] = "tmc,ecml",
-    runs: int = 10,
-    epochs: int = 500,
-    out: Path = Path("runs/rcml"),
+    runs: Annotated[int, typer.Option(help="random 80/20 runs per dataset")] = 10,
+    epochs: Epochs = 500,
+    out: Annotated[Path, typer.Option(help="output folder (records.csv, summary.csv)")] = Path("runs/rcml"),
     data_root: DataRoot = None,
     lr: Annotated[str | None, typer.Option(help="per-method learning rates, e.g. tmc=0.003")] = None,
     summarize: Annotated[

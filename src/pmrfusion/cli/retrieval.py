@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pmrfusion.cli.app import app, console
-from pmrfusion.cli.options import DataRoot, LabelNoise, split_list
+from pmrfusion.cli.options import BatchSize, DataRoot, Epochs, LabelNoise, LearningRate, split_list
 from pmrfusion.paths import check_output_dir
 from pmrfusion.train.distributed import refuse_under_torchrun
 
@@ -24,9 +24,9 @@ def retrieval(
     objective: Annotated[
         str, typer.Option(help="contrastive | joint (CE also trains embeddings)")
     ] = "contrastive",
-    epochs: int = 100,
-    lr: float = 1e-3,
-    batch_size: int = 128,
+    epochs: Epochs = 100,
+    lr: LearningRate = 1e-3,
+    batch_size: BatchSize = 128,
     cca: Annotated[bool, typer.Option(help="add the scikit-learn CCA baseline")] = True,
     noise: Annotated[
         str, typer.Option(help="test-time noise on both modalities: '' or a list of gaussian, salt_pepper")

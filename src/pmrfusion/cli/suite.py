@@ -12,10 +12,13 @@ import typer
 
 from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import (
+    BatchSize,
     DataRoot,
+    Epochs,
     Executor,
     Jobs,
     LabelNoise,
+    LearningRate,
     ModalityDropout,
     Quiet,
     Scheduler,
@@ -53,9 +56,9 @@ def suite(
     jobs: Jobs = 1,
     executor: Executor = "local",
     scheduler: Scheduler = None,
-    epochs: int = 150,
-    lr: float = 1e-3,
-    batch_size: int = 64,
+    epochs: Epochs = 150,
+    lr: LearningRate = 1e-3,
+    batch_size: BatchSize = 64,
     set_: SetOpt = None,
     data_root: DataRoot = None,
     quiet: Quiet = False,

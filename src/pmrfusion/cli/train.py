@@ -11,9 +11,12 @@ from pmrfusion.bench.runner import encoder_config_for
 from pmrfusion.bench.single_run import train_once
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import (
+    BatchSize,
     DataRoot,
     Device,
+    Epochs,
     LabelNoise,
+    LearningRate,
     ModalityDropout,
     Precision,
     Quiet,
@@ -31,10 +34,10 @@ from pmrfusion.train.trainer import check_seed
 def train_cmd(
     dataset: Annotated[str, typer.Option(help="built-in name or path to .npz/.mat")] = "handwritten",
     method: Annotated[str, typer.Option(help="registered method name")] = "sg-concat",
-    seed: int = 0,
-    epochs: int = 150,
-    lr: float = 1e-3,
-    batch_size: int = 64,
+    seed: Annotated[int, typer.Option(help="seed of the split, initialisation and training order")] = 0,
+    epochs: Epochs = 150,
+    lr: LearningRate = 1e-3,
+    batch_size: BatchSize = 64,
     set_: SetOpt = None,
     save: Annotated[Path | None, typer.Option(help="write a checkpoint here")] = None,
     data_root: DataRoot = None,

@@ -188,11 +188,26 @@ def _zero_based(labels: np.ndarray) -> tuple[np.ndarray, str | None]:
 
 
 @dataclass(frozen=True)
+class Catalog:
+    """What `pmrfusion datasets` lists without loading: the data kind ("features" or "raw"), the
+    number of samples and classes (1: regression), each modality's dim (raw: the decoded size) and
+    the split sizes (train/[val/]test). `tests/data/test_catalog.py` checks it against the loaded data."""
+
+    kind: str
+    samples: int
+    classes: int
+    modalities: tuple[tuple[str, int], ...]
+    split: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     name: str
     description: str
     loader: Callable[[Path | None], MultimodalData]
     needs_root: bool = True
+    catalog: Catalog | None = None
+    folder: str = ""  # the folder under the data root it reads (default: its name)
 
 
 def _with_split(data: MultimodalData, folder: Path, stem: str) -> MultimodalData:
@@ -272,39 +287,71 @@ def _mosi_text(root: Path | None):
 
 
 HANDWRITTEN_VIEWS = ["pixel", "fourier", "profile", "zernike", "karhunen", "morph"]
+_HANDWRITTEN_DIMS = (("pixel", 240), ("fourier", 76), ("profile", 216), ("zernike", 47), ("karhunen", 64),
+                     ("morph", 6))  # fmt: skip
+_MOSI_SPLIT = (1252, 195, 752)
+
+
+def _mosi_dims(text: int) -> tuple[tuple[str, int], ...]:
+    return (("text", text), ("audio", 73), ("video", 100))
+
 
 DATASETS: dict[str, DatasetInfo] = {
     "handwritten": DatasetInfo(
-        "handwritten", "UCI mfeat digits, 6 views, Trust4Conflict split (embedded)", _handwritten, False
-    ),
+        "handwritten", "UCI mfeat digits, 6 views, Trust4Conflict split (embedded)", _handwritten, False,
+        Catalog("features", 2000, 10, _HANDWRITTEN_DIMS, (1600, 400)),
+    ),  # fmt: skip
     "handwritten-tmc": DatasetInfo(
-        "handwritten-tmc", "UCI mfeat digits, 6 views, TMC ICLR 2021 split", _handwritten_tmc
-    ),
-    "cub": DatasetInfo("cub", "CUB-200 10 classes, GoogLeNet image + doc2vec text", _cub),
-    "pie": DatasetInfo("pie", "CMU PIE faces, 68 subjects, 3 views", _pie),
-    "wikipedia": DatasetInfo("wikipedia", "Wikipedia image-text, SIFT-BoW + LDA", _wikipedia),
-    "avmnist": DatasetInfo("avmnist", "raw MNIST image + FSDD spoken digit (end-to-end)", _avmnist),
+        "handwritten-tmc", "UCI mfeat digits, 6 views, TMC ICLR 2021 split", _handwritten_tmc,
+        catalog=Catalog("features", 2000, 10, _HANDWRITTEN_DIMS, (1600, 400)), folder="handwritten",
+    ),  # fmt: skip
+    "cub": DatasetInfo(
+        "cub", "CUB-200 10 classes, GoogLeNet image + doc2vec text", _cub,
+        catalog=Catalog("features", 600, 10, (("img", 1024), ("txt", 300)), (480, 120)),
+    ),  # fmt: skip
+    "pie": DatasetInfo(
+        "pie", "CMU PIE faces, 68 subjects, 3 views", _pie,
+        catalog=Catalog("features", 680, 68, (("intensity", 484), ("lbp", 256), ("gabor", 279)), (544, 136)),
+    ),  # fmt: skip
+    "wikipedia": DatasetInfo(
+        "wikipedia", "Wikipedia image-text, SIFT-BoW + LDA", _wikipedia,
+        catalog=Catalog("features", 2866, 10, (("img", 128), ("txt", 10)), (2173, 693)),
+    ),  # fmt: skip
+    "avmnist": DatasetInfo(
+        "avmnist", "raw MNIST image + FSDD spoken digit (end-to-end)", _avmnist,
+        catalog=Catalog("raw", 10000, 10, (("image", 784), ("audio", 8000)), (8000, 2000)),
+    ),  # fmt: skip
     "mosi": DatasetInfo(
-        "mosi",
-        "CMU-MOSI sentiment regression, text/audio/video, speaker-independent",
-        _mosi("features", "speaker"),
-    ),
+        "mosi", "CMU-MOSI sentiment regression, text/audio/video, speaker-independent",
+        _mosi("features", "speaker"), catalog=Catalog("features", 2199, 1, _mosi_dims(100), _MOSI_SPLIT),
+    ),  # fmt: skip
     "mosi-minilm": DatasetInfo(
-        "mosi-minilm",
-        "CMU-MOSI with MiniLM transcript embeddings as text ([text] extra)",
-        _mosi("minilm", "speaker"),
-    ),
+        "mosi-minilm", "CMU-MOSI with MiniLM transcript embeddings as text ([text] extra)",
+        _mosi("minilm", "speaker"), catalog=Catalog("features", 2199, 1, _mosi_dims(384), _MOSI_SPLIT),
+        folder="mosi",
+    ),  # fmt: skip
     "mosi-text": DatasetInfo(
         "mosi-text",
         "CMU-MOSI raw transcripts (MiniLM fine-tuned end to end, [text] extra) + audio/video vectors",
-        _mosi_text,
-    ),
+        _mosi_text, catalog=Catalog("raw", 2199, 1, _mosi_dims(256), _MOSI_SPLIT), folder="mosi",
+    ),  # fmt: skip
     "mosi-cmu-standard": DatasetInfo(
-        "mosi-cmu-standard",
-        "CMU-MOSI on the leaky CMU standard folds (warns; never report)",
+        "mosi-cmu-standard", "CMU-MOSI on the leaky CMU standard folds (warns; never report)",
         _mosi("features", "cmu-standard"),
-    ),
+        catalog=Catalog("features", 2199, 1, _mosi_dims(100), (1284, 229, 686)), folder="mosi",
+    ),  # fmt: skip
 }
+
+
+def dataset_availability(info: DatasetInfo, data_root: str | os.PathLike | None = None) -> str:
+    """'' when the dataset's folder is there (checked without loading), else why it is unavailable."""
+    if not info.needs_root:
+        return ""
+    root = default_data_root(data_root)
+    if root is None:
+        return f"needs a data root: pass --data-root or set ${DATA_ENV}"
+    folder = root / (info.folder or info.name)
+    return "" if folder.is_dir() else f"{folder} not found"
 
 
 def load_dataset(
@@ -358,7 +405,8 @@ def load_feature_dataset(
 def available_datasets(
     data_root: str | os.PathLike | None = None,
 ) -> list[tuple[DatasetInfo, MultimodalData | str]]:
-    """Every built-in dataset with its loaded data, or the reason it is unavailable."""
+    """Every built-in dataset with its loaded data, or the reason it is unavailable (loads them all:
+    for a listing, `DatasetInfo.catalog` + `dataset_availability` read nothing)."""
     out = []
     for info in DATASETS.values():
         try:

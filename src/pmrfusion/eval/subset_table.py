@@ -73,6 +73,8 @@ def subset_table_markdown(records: Iterable[dict], metric: str, scale: float = 1
             digits = 1 if scale != 1.0 else 3
             if v is None:
                 cells.append("")
+            elif len(v) == 1:  # one seed has no spread
+                cells.append(f"{scale * v[0]:.{digits}f} (n = 1)")
             else:
                 cells.append(f"{scale * v.mean():.{digits}f} ± {scale * sample_std(v):.{digits}f}")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")

@@ -6,6 +6,12 @@ config, dims and the data scaling) and encoders + fusion trained on raw data
 buffers, each modality's kind, decoded shape, encoder name, output dim and width, the front-end
 settings, and the training rows' statistics that the noise protocols scale by).
 `save_trained` and `load_for_evaluation` take either, from prepared data of either kind.
+
+Both formats may also hold `classes` (the user's class labels, index i = output i; absent or None:
+the labels are the integers 0..K-1) and name their dataset by a built-in name or by a path
+relative to the checkpoint's folder (`dataset_reference`); `resolve_dataset` reads it back (an
+older checkpoint's path, relative to the folder it was trained in, is tried as stored when it is
+not found beside the checkpoint).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 import torch
 
 from pmrfusion.data.dataset import MultimodalData
+from pmrfusion.data.loaders import DATASETS
 from pmrfusion.data.prepared import PreparedData, prepare, rescaled
 from pmrfusion.data.raw import KINDS, RawMultimodalData
 from pmrfusion.data.scaling import Standardizer
@@ -50,8 +57,9 @@ def save_checkpoint(
     num_classes: int,
     scaler: Standardizer,
     dataset: str,
+    classes: list[str] | None = None,
 ) -> None:
-    """Write state dict, method name, config, dims and data scaling atomically."""
+    """Write state dict, method name, config, dims, data scaling and class list atomically."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -62,8 +70,48 @@ def save_checkpoint(
         "dataset": dataset,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "scaler": {k: torch.from_numpy(np.asarray(v)) for k, v in scaler.state().items()},
+        "classes": _class_list(classes),
     }
     _write(path, payload)
+
+
+def _class_list(classes: Any) -> list[str] | None:
+    """The class labels as stored: a list of strings, or None (integer labels)."""
+    return None if classes is None else [str(c) for c in classes]
+
+
+def check_classes(payload: dict[str, Any], where: str) -> None:
+    """`classes`, when stored, is a list of distinct strings, one per output of a classifier."""
+    classes = payload.get("classes")
+    if classes is None:
+        return
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise PMRFusionError(f"{where}: classes must be a list of label strings")
+    if len(classes) != payload["num_classes"] or payload["num_classes"] == 1:
+        raise PMRFusionError(
+            f"{where}: {len(classes)} class labels for a model with {payload['num_classes']} outputs"
+        )
+    if len(set(classes)) != len(classes):
+        raise PMRFusionError(f"{where}: class labels repeat")
+
+
+def dataset_reference(dataset: str, checkpoint: str | os.PathLike) -> str:
+    """How a checkpoint names its dataset: a built-in name as is; an existing file as its path
+    relative to the checkpoint's folder (so the pair can be moved together and used from anywhere)."""
+    if dataset in DATASETS or not Path(dataset).is_file():
+        return dataset
+    folder = os.path.dirname(os.path.abspath(checkpoint))
+    return os.path.relpath(os.path.abspath(dataset), folder)
+
+
+def resolve_dataset(stored: str, checkpoint: str | os.PathLike) -> str:
+    """The dataset a checkpoint names, for loading: a built-in name; a path relative to the
+    checkpoint's folder when that file exists; else the path as stored (older checkpoints stored
+    it relative to the folder they were trained in)."""
+    if stored in DATASETS or os.path.isabs(stored):
+        return stored
+    beside = Path(os.path.dirname(os.path.abspath(checkpoint))) / stored
+    return str(beside) if beside.is_file() else stored
 
 
 def _write(path: Path, payload: dict[str, Any]) -> None:
@@ -96,6 +144,7 @@ def check_metadata(payload: dict[str, Any], path: Path) -> None:
     """Type and range of every metadata field, before anything is built from it."""
     where = f"checkpoint {path}"
     check_common_metadata(payload, where)
+    check_classes(payload, where)
     try:
         check_dims(payload["dims"], payload["num_classes"])
         for m in payload["dims"]:
@@ -157,6 +206,7 @@ def load_checkpoint(
         raise PMRFusionError(f"checkpoint {path} does not match its method: {why}") from None
     scaler = Standardizer.from_state({k: v.numpy() for k, v in payload["scaler"].items()})
     meta = {k: payload[k] for k in ("method", "config", "dims", "num_classes", "dataset")}
+    meta["classes"] = payload.get("classes")
     model.eval()
     return model, meta, scaler
 
@@ -207,6 +257,7 @@ def save_raw_checkpoint(
     stats: dict[str, ModalityStats],
     dataset: str,
     max_length: int,
+    classes: list[str] | None = None,
 ) -> None:
     """Write the model and everything `load_raw_checkpoint` needs to rebuild it, atomically."""
     modalities = {}
@@ -233,6 +284,7 @@ def save_raw_checkpoint(
         "modalities": modalities,
         "frontend": {"spectrogram_size": list(frontend.spectrogram_size), "n_fft": int(frontend.n_fft)},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "classes": _class_list(classes),
     }
     _write(Path(path), payload)
 
@@ -251,6 +303,7 @@ def _check_metadata(p: dict[str, Any], where: str) -> None:
     k = p["num_classes"]
     if isinstance(k, bool) or not isinstance(k, int) or not (k == 1 or 2 <= k <= 1_000_000):
         raise PMRFusionError(f"{where}: num_classes must be 1 (regression) or 2..1e6, got {k!r}")
+    check_classes(p, where)
     mods = p["modalities"]
     if not isinstance(mods, dict) or len(mods) < 2:
         raise PMRFusionError(f"{where}: needs at least 2 modalities")
@@ -288,8 +341,9 @@ def _ints(values: Any, most: int) -> bool:
     return ok and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= most for v in values)
 
 
-def check_raw_data_matches(meta: dict[str, Any], data: RawMultimodalData) -> None:
-    """The dataset evaluated must have the checkpoint's modalities, kinds, shapes and outputs."""
+def check_raw_data_matches(meta: dict[str, Any], data: RawMultimodalData, outputs: bool = True) -> None:
+    """The dataset evaluated must have the checkpoint's modalities, kinds, shapes and (with
+    `outputs`; not for prediction) number of outputs."""
     mods = meta["modalities"]
     check_modalities_match(data.modalities, list(mods))
     for m, spec in mods.items():
@@ -301,14 +355,16 @@ def check_raw_data_matches(meta: dict[str, Any], data: RawMultimodalData) -> Non
                 f"modality '{m}' has shape {tuple(data.shapes[m])} here but "
                 f"{tuple(spec['shape'])} in the checkpoint"
             )
-    check_outputs_match(data.num_classes, meta["num_classes"])
+    if outputs:
+        check_outputs_match(data.num_classes, meta["num_classes"])
 
 
 def load_raw_checkpoint(
-    path: str | os.PathLike, data: RawMultimodalData, *, payload: dict[str, Any] | None = None
-) -> tuple[EncodedFusion, dict[str, Any], RawMultimodalData, dict[str, ModalityStats]]:
-    """Rebuild encoders + method for `data` (checked against the checkpoint first; `payload`: the
-    file's mapping, if already read).
+    path: str | os.PathLike, data: RawMultimodalData, *, payload: dict[str, Any] | None = None,
+    outputs: bool = True,
+) -> tuple[EncodedFusion, dict[str, Any], RawMultimodalData, dict[str, ModalityStats]]:  # fmt: skip
+    """Rebuild encoders + method for `data` (checked against the checkpoint first, its number of
+    outputs only with `outputs`; `payload`: the file's mapping, if already read).
 
     Returns (model in eval mode, metadata, `data` with text tokenised as at training, statistics).
     """
@@ -317,7 +373,7 @@ def load_raw_checkpoint(
     if p.get("format") != RAW_FORMAT:
         raise PMRFusionError(f"{path} is not a raw-data pmrfusion checkpoint")
     _check_metadata(p, f"checkpoint {path}")
-    check_raw_data_matches(p, data)
+    check_raw_data_matches(p, data, outputs)
     mods = p["modalities"]
     names = {m: s["encoder"] for m, s in mods.items()}
     data = with_encoder_inputs(data, names, p.get("max_length", 128))
@@ -338,22 +394,29 @@ def load_raw_checkpoint(
         raise PMRFusionError(f"checkpoint {path} does not match its model: {why}") from None
     model.eval()
     meta = {k: p[k] for k in ("method", "config", "dataset", "num_classes", "modalities")}
+    meta["classes"] = p.get("classes")
     return model, meta, data, stats
 
 
 def save_trained(
     path: str | os.PathLike, model: FusionModel, prepared: PreparedData, method: str,
     config: dict[str, Any], dataset: str, encoder: EncoderConfig | None = None,
+    classes: list[str] | None = None,
 ) -> None:  # fmt: skip
-    """A checkpoint of `model` trained on `prepared` (either kind), naming `dataset`."""
+    """A checkpoint of `model` trained on `prepared` (either kind), naming `dataset` (a file: by
+    its path relative to the checkpoint, `dataset_reference`) and the class labels (default: the
+    data's `classes`, if any)."""
+    dataset = dataset_reference(dataset, path)
+    if classes is None:
+        classes = getattr(prepared.data, "classes", None)
     if not prepared.raw:
         dims, k = prepared.dims, prepared.num_classes
-        save_checkpoint(path, model, method, config, dims, k, prepared.scaler, dataset)
+        save_checkpoint(path, model, method, config, dims, k, prepared.scaler, dataset, classes)
         return
     cfg = encoder or EncoderConfig()
     save_raw_checkpoint(
         path, model, method, config, prepared.data, encoder_names(prepared.data, cfg.encoders), cfg.widths,
-        cfg.frontend, prepared.stats, dataset, cfg.max_length,
+        cfg.frontend, prepared.stats, dataset, cfg.max_length, classes,
     )  # fmt: skip
 
 
@@ -362,19 +425,20 @@ def load_for_evaluation(
 ) -> tuple[FusionModel, dict[str, Any], PreparedData]:
     """(model, metadata, prepared test data) of a checkpoint of either format.
 
-    `load_data(name)` loads the dataset the checkpoint names. Feature vectors: seed `seed`'s split,
-    scaled with the checkpoint's statistics (the training rows' min/max, for salt-and-pepper and
-    conflict, are scaled the same way). Raw inputs: the test split with the checkpoint's statistics.
+    `load_data(name)` loads the dataset the checkpoint names (`resolve_dataset`). Feature
+    vectors: seed `seed`'s split, scaled with the checkpoint's statistics (the training rows'
+    min/max, for salt-and-pepper and conflict, are scaled the same way). Raw inputs: the test
+    split with the checkpoint's statistics.
     """
     payload = read_payload(Path(path))  # read once, for both formats
     if payload.get("format") != RAW_FORMAT:
         model, meta, scaler = load_checkpoint(path, payload=payload)
-        data = load_data(meta["dataset"])
+        data = load_data(resolve_dataset(meta["dataset"], path))
         if isinstance(data, RawMultimodalData):
             raise PMRFusionError(f"{path} holds a model of feature vectors; '{data.name}' holds raw inputs")
         check_data_matches(meta, data.modalities, data.dims, data.num_classes)
         return model, meta, rescaled(prepare(data, seed=seed), scaler)
-    data = load_data(str(payload.get("dataset", "")))
+    data = load_data(resolve_dataset(str(payload.get("dataset", "")), path))
     if not isinstance(data, RawMultimodalData):
         raise PMRFusionError(f"{path} holds encoders for raw data; '{data.name}' is a feature dataset")
     model, meta, data, stats = load_raw_checkpoint(path, data, payload=payload)
@@ -389,12 +453,15 @@ def load_for_evaluation(
 __all__ = [
     "FORMAT",
     "RAW_FORMAT",
+    "check_classes",
     "check_data_matches",
     "check_raw_data_matches",
+    "dataset_reference",
     "is_raw_checkpoint",
     "load_checkpoint",
     "load_for_evaluation",
     "load_raw_checkpoint",
+    "resolve_dataset",
     "save_checkpoint",
     "save_raw_checkpoint",
     "save_trained",
