@@ -53,9 +53,10 @@ def test_kernels_give_the_single_kernels_update(name, momentum):
 def test_auto_is_fused_on_cpu_and_foreach_elsewhere():
     assert resolve_kernel("auto", [torch.nn.Parameter(torch.zeros(2))]) == "fused"
     assert resolve_kernel("auto", [torch.nn.Parameter(torch.zeros(2, device="meta"))]) == "foreach"
-    (opt,) = build_optimizers(build_method("concat", {"a": 3, "b": 2}, 2), TrainConfig())
+    model = build_method("concat", {"a": 3, "b": 2}, 2)
+    (opt,) = build_optimizers(model, TrainConfig())
     assert opt.defaults["fused"] is True
-    (opt,) = build_optimizers(build_method("concat", {"a": 3, "b": 2}, 2), TrainConfig(optimizer_kernel="single"))
+    (opt,) = build_optimizers(model, TrainConfig(optimizer_kernel="single"))
     assert not opt.defaults["fused"] and opt.defaults["foreach"] is False
 
 
