@@ -32,7 +32,7 @@ from pmrfusion.modules.composition import EncoderConfig, default_encoders, with_
 from pmrfusion.modules.encoders import available_encoders, build_encoder, register_encoder
 from pmrfusion.modules.reconfiguration import Reconfiguration
 from pmrfusion.objectives.preservation import preservation_loss
-from pmrfusion.optim import OptimizerSpec
+from pmrfusion.optim import OptimizerSpec, make_optimizer
 from pmrfusion.train.checkpoint import load_checkpoint, load_for_evaluation, save_checkpoint, save_trained
 from pmrfusion.train.prediction import Predictions, predict_checkpoint, write_predictions
 from pmrfusion.train.regimes import fit_unimodal, pretrain_encoders
@@ -78,6 +78,7 @@ __all__ = [
     "ModelOutput",
     "MultimodalData",
     "OptimizerSpec",
+    "make_optimizer",
     "PMRFusionError",
     "PreparedData",
     "Reconfiguration",

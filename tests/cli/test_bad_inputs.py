@@ -88,6 +88,8 @@ COMMAND_CASES = [
     (["bench-dynamic", "--threads", "0", "--out", "{out}/page.md"], "--threads"),
     (["bench-pmr-family", "--only", "nope", "--raw", "{out}", "--out", "{out}/page.md"], "--only"),
     (["speed", "--threads", "0"], "--threads"),
+    (["speed", "--kernel", "single,fast"], "unknown optimizer kernel 'fast'"),
+    (["bench", "--optimizer-kernel", "fast", "--out", "{out}"], "unknown optimizer kernel 'fast'"),
     (["select-on-validation", "--seeds", "0"], "--seeds"),
     (["robustness-summary", "{missing}"], "not found"),
     (["train", "--epochs", "abc"], "Invalid value for '--epochs'"),  # usage errors: one line too

@@ -35,11 +35,16 @@ def _step(model: FusionModel, opts, batch: Batch) -> None:
 
 
 def training_step_cost(
-    model: FusionModel, feats: dict[str, torch.Tensor], labels: torch.Tensor, repeats: int = 20
+    model: FusionModel,
+    feats: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    repeats: int = 20,
+    kernel: str = "auto",
 ) -> StepCost:
-    """FLOPs (torch.utils.flop_counter) and median time of a training step on this batch."""
+    """FLOPs (torch.utils.flop_counter) and median time of a training step on this batch, the
+    optimizers running `kernel` (`pmrfusion.optim`)."""
     model.train()
-    opts = build_optimizers(model, TrainConfig())
+    opts = build_optimizers(model, TrainConfig(optimizer_kernel=kernel))
     n = int(labels.shape[0])
     batch = Batch(feats, torch.ones(n, len(feats), dtype=torch.bool), labels, torch.arange(n))
     with FlopCounterMode(display=False) as counter:

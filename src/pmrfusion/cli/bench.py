@@ -16,6 +16,7 @@ from pmrfusion.cli.options import (
     Device,
     LabelNoise,
     ModalityDropout,
+    OptimizerKernel,
     Precision,
     Quiet,
     SetOpt,
@@ -73,6 +74,7 @@ def bench(
     regime: Annotated[str, typer.Option(help="raw data: end-to-end, frozen or finetune")] = "end-to-end",
     device: Device = "auto",
     precision: Precision = "32",
+    optimizer_kernel: OptimizerKernel = "auto",
 ) -> None:
     """Train methods x seeds, evaluate every protocol; print a summary and write DIR/results.*.
 
@@ -99,7 +101,9 @@ def bench(
 
         run_suite_command(
             suite, datasets_, methods_, protocols, seeds, out, jobs, data_root, quiet, set_,
-            train_config(epochs, lr, batch_size, True, label_noise, modality_dropout),
+            train_config(
+                epochs, lr, batch_size, True, label_noise, modality_dropout, optimizer_kernel=optimizer_kernel
+            ),
         )  # fmt: skip
         return
     if datasets_ is not None or jobs != 1:
@@ -111,7 +115,9 @@ def bench(
         protocols=split_list("clean,missing,gaussian" if protocols is None else protocols),
         seeds=seed_list,
         method_overrides=parse_overrides(method_list, set_ or []),
-        train=train_config(epochs, lr, batch_size, True, label_noise, modality_dropout, device, precision),
+        train=train_config(
+            epochs, lr, batch_size, True, label_noise, modality_dropout, device, precision, optimizer_kernel
+        ),
     )
     spec.check()
     data = load_dataset(dataset, data_root)

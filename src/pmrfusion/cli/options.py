@@ -52,6 +52,14 @@ Scheduler = Annotated[
         "cluster of --jobs workers, one thread each"
     ),
 ]
+OptimizerKernel = Annotated[
+    str,
+    typer.Option(
+        "--optimizer-kernel",
+        help="optimizer kernel: auto (fused where the device has it, else foreach), fused, foreach, "
+        "single (the per-tensor loop; reproduces records made before kernels were selectable)",
+    ),
+]
 
 
 def split_list(text: str) -> list[str]:
@@ -72,6 +80,7 @@ def train_config(
     modality_dropout: float = 0.0,
     device: str = "auto",
     precision: str = "32",
+    optimizer_kernel: str = "auto",
 ) -> TrainConfig:
     """TrainConfig checks its own fields (one error line for the first bad one)."""
     return TrainConfig(
@@ -83,6 +92,7 @@ def train_config(
         modality_dropout=modality_dropout,
         device=device,
         precision=precision,
+        optimizer_kernel=optimizer_kernel,
     )
 
 

@@ -96,13 +96,20 @@ def speed(
     methods: Annotated[str, typer.Option(help="comma-separated")] = "concat,late,sg-concat,rg-concat",
     dataset: Annotated[str, typer.Option(help="built-in name or path")] = "cub",
     threads: Threads = 2,
+    kernel: Annotated[
+        str, typer.Option(help="optimizer kernel(s), comma-separated, e.g. single,auto (before/after)")
+    ] = "auto",
 ) -> None:
     """Training throughput, inference latency, and PMR's FLOP/s vs the matmul roofline (markdown)."""
     from pmrfusion.analysis.speed import speed_tables
+    from pmrfusion.optim import check_kernel
 
     names = split_list(methods)
+    kernels = split_list(kernel)
+    for k in kernels:
+        check_kernel(k)
     _check_threads(threads)
-    speed_tables(names, dataset, threads)
+    speed_tables(names, dataset, threads, kernels=kernels)
 
 
 @app.command("robustness-summary")

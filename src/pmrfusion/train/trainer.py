@@ -21,15 +21,19 @@ from torch import Tensor
 from pmrfusion.data.absent import check_absent_fill
 from pmrfusion.data.batching import batch_to, modality_keep_mask
 from pmrfusion.data.prepared import Split
+from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods.base import Batch, FusionModel
-from pmrfusion.optim import OptimizerSpec
+from pmrfusion.optim import OptimizerSpec, check_kernel, make_optimizer
 from pmrfusion.precision import autocast, check_precision, grad_scaler
 from pmrfusion.tasks import REGRESSION_LOSSES, regression_loss
 from pmrfusion.train import distributed
 from pmrfusion.train.devices import resolve_device
 
 MAIN_OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+# Feature-vector validation runs as one forward over the whole split up to this many input values
+# (rows x summed feature width), in chunks of at least the split's eval batch size above it.
+VALIDATION_ONE_PASS_ELEMENTS = 2**23
 
 
 @dataclass
@@ -41,6 +45,10 @@ class TrainConfig:
     # The main optimizer: "adamw" (decoupled weight decay) or "adam" (weight decay added to the
     # gradient as L2, torch.optim.Adam: what RCML's and TMC's official code use).
     optimizer: str = "adamw"
+    # The optimizers' PyTorch kernel (`pmrfusion.optim`): "auto" (fused where the device has fused
+    # kernels, else foreach), "fused", "foreach" or "single" (the per-tensor loop the trainer ran
+    # before; the fused and foreach updates equal it up to float32 rounding in the last bits).
+    optimizer_kernel: str = "auto"
     patience: int = 25
     seed: int = 0
     # Named groups (from `FusionModel.optimizer_groups`) trained by their own optimizer
@@ -97,6 +105,7 @@ def check_train_config(tc: TrainConfig) -> None:
     number("modality_dropout", lambda v: 0 <= v < 1, "in [0, 1)")
     if tc.optimizer not in MAIN_OPTIMIZERS:
         raise PMRFusionError(f"unknown optimizer {tc.optimizer!r}: use one of {', '.join(MAIN_OPTIMIZERS)}")
+    check_kernel(tc.optimizer_kernel)
     check_absent_fill(tc.absent_fill)
     resolve_device(tc.device)
     check_precision(tc.precision)
@@ -171,8 +180,9 @@ def flip_labels(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Ten
 
 def total_loss(
     model: FusionModel, batch: Batch, forward=None, regression: str = "l1"
-) -> tuple[Tensor, dict[str, float]]:
-    """Task loss (cross-entropy; `regression` L1/MSE for float labels) plus weighted auxiliary losses.
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Task loss (cross-entropy; `regression` L1/MSE for float labels) plus weighted auxiliary losses,
+    and each unweighted term detached (tensors: reading them is left to the caller, once an epoch).
 
     `forward` (default `model`) runs the forward pass, e.g. a DistributedDataParallel wrapper.
     """
@@ -182,11 +192,11 @@ def total_loss(
     else:
         task = model.task_loss(out, batch)
     total = task
-    parts = {"task": float(task.detach())}
+    parts = {"task": task.detach()}
     for name, value in model.auxiliary_losses(out, batch).items():
         weight = model.loss_weights.get(name, 1.0)
         total = total + weight * value
-        parts[name] = float(value.detach())
+        parts[name] = value.detach()
     return total, parts
 
 
@@ -200,10 +210,10 @@ def _optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimi
         )
     own = {id(p) for g, spec in wanted.items() if not spec.additional for p in groups[g]}
     main = [p for p in model.parameters() if id(p) not in own and p.requires_grad]
-    main_cls = MAIN_OPTIMIZERS[cfg.optimizer]
-    opts = [main_cls(main, lr=cfg.lr, weight_decay=cfg.weight_decay)] if main else []
+    kernel = cfg.optimizer_kernel
+    opts = [make_optimizer(cfg.optimizer, main, cfg.lr, cfg.weight_decay, kernel)] if main else []
     for g, spec in wanted.items():
-        opts.append(spec.build(groups[g]))
+        opts.append(spec.build(groups[g], kernel))
     return opts
 
 
@@ -243,7 +253,7 @@ def predict(
         sl = slice(s, s + batch_size)
         pres = present[sl].to(device) if present is not None else None
         outs.append(model({m: x[sl].to(device) for m, x in features.items()}, pres).logits.cpu())
-    return torch.cat(outs)
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
@@ -260,14 +270,45 @@ def predict_split(model: FusionModel, split: Split) -> Tensor:
     return torch.cat([model(b.features, None).logits.cpu() for b in on_device])
 
 
+def validation_rows_per_pass(split: TensorSplit) -> int:
+    """Rows one validation forward takes: the whole split while rows x width stays within
+    VALIDATION_ONE_PASS_ELEMENTS, else chunks of that many values (at least `eval_batch_size` rows)."""
+    width = sum(int(x[0].numel()) for x in split.features.values()) if len(split) else 1
+    return max(split.eval_batch_size, VALIDATION_ONE_PASS_ELEMENTS // max(width, 1))
+
+
+@torch.no_grad()
+def validation_logits(model: FusionModel, split: Split) -> Tensor:
+    """Logits for every row of a validation split, in row order (on CPU). A feature split runs as
+    one forward over its whole feature tensors (no per-batch gather; chunked only above
+    `validation_rows_per_pass`); a raw split streams its eval batches (`predict_split`)."""
+    if not isinstance(split, TensorSplit):
+        return predict_split(model, split)
+    return predict(model, split.features, None, validation_rows_per_pass(split))
+
+
 def _validate(model: FusionModel, val: Split) -> tuple[float, float]:
-    logits = predict_split(model, val)
+    logits = validation_logits(model, val)
     if val.labels.is_floating_point():  # regression: (-MAE, MAE) so that higher is better
         mae = float((logits.reshape(-1) - val.labels).abs().mean())
         return -mae, mae
     loss = float(F.cross_entropy(logits, val.labels))
     acc = float((logits.argmax(-1) == val.labels).float().mean())
     return acc, loss
+
+
+def loss_accumulation_dtype(device: torch.device) -> torch.dtype:
+    """float64 (the sums a Python float loop made, bit for bit); float32 where the device has no
+    float64 (MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def epoch_means(sums: dict[str, Tensor], steps: int) -> dict[str, float]:
+    """Per-term epoch means of summed loss tensors: one host read (`tolist`) for every term."""
+    if not sums:
+        return {}
+    totals = torch.stack(list(sums.values())).tolist()
+    return {k: v / max(steps, 1) for k, v in zip(sums, totals)}
 
 
 def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) -> TrainResult:
@@ -298,6 +339,7 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
     epoch_batches = data.training_stream(cfg.batch_size, cfg.seed, cfg.modality_dropout, cfg.absent_fill, ctx)
     opts = _optimizers(model, cfg)
     scaler = grad_scaler(device, cfg.precision)
+    accumulate = loss_accumulation_dtype(torch.device(device))
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
     history: list[dict[str, float]] = []
     progress = None
@@ -312,7 +354,7 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             model.on_epoch_start(epoch)
-            sums: dict[str, float] = {}
+            sums: dict[str, Tensor] = {}
             steps = 0
             for batch, weight in epoch_batches(epoch):
                 with autocast(device, cfg.precision):
@@ -321,10 +363,10 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
                 if ctx is not None:
                     loss = loss * weight
                 optimizer_step(loss.float(), opts, scaler)
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                for k, v in parts.items():  # on the device: no host sync inside the step
+                    sums[k] = sums.get(k, 0.0) + v.to(accumulate)
                 steps += 1
-            record = {k: v / max(steps, 1) for k, v in sums.items()}
+            record = epoch_means(sums, steps)
             if ctx is not None:
                 record = distributed.all_mean(record, ctx)
             record["epoch"] = epoch
@@ -376,4 +418,5 @@ __all__ = [
     "seed_range",
     "total_loss",
     "train",
+    "validation_logits",
 ]
