@@ -13,7 +13,6 @@ an error) or `overwrite` (its cells and results are removed first).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -53,10 +52,7 @@ def check_bench_out(out: str | Path, resume: bool = False, overwrite: bool = Fal
 
 def bench_settings(dataset: str, spec: RunSpec) -> dict:
     """What every cell of one bench folder shares (not the sets of methods and seeds)."""
-    tc = dataclasses.asdict(spec.train)
-    tc.pop("quiet", None)
-    tc.pop("seed", None)
-    tc["group_optimizers"] = repr(spec.train.group_optimizers)
+    tc = store.cell_train_settings(spec.train)
     return {
         "format": BENCH_FORMAT,
         "dataset": dataset,

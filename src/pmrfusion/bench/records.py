@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import hashlib
 import io
@@ -557,3 +558,13 @@ def claim_suite(out: str | Path, settings: dict, cell_names: Sequence[str]) -> N
             known = []
         names = list(dict.fromkeys(known + list(cell_names)))
         atomic_write_text(path, json.dumps({"settings": settings, "cells": names}, indent=1) + "\n")
+
+
+def cell_train_settings(tc) -> dict:
+    """The training config as a stored cell's settings record it: every field but `quiet` and `seed`
+    (not results-bearing), the group optimizers by their repr."""
+    settings = dataclasses.asdict(tc)
+    settings.pop("quiet", None)
+    settings.pop("seed", None)
+    settings["group_optimizers"] = repr(tc.group_optimizers)
+    return settings

@@ -25,7 +25,6 @@ executor. Local workers die with the parent, and SIGTERM to the parent stops the
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import signal
 import threading
 import time
@@ -65,6 +64,7 @@ def default_protocols() -> list[str]:
     """Every registered protocol but `rcml` (RCML's protocol has its own splits: `pmrfusion rcml`)."""
     return [p for p in available_protocols() if p != "rcml"]
 
+
 @dataclass(frozen=True)
 class Cell:
     dataset: str
@@ -95,10 +95,7 @@ class SuiteSpec:
 
     def settings(self) -> dict[str, Any]:
         """What every cell of one output folder must share (not the set of cells)."""
-        tc = dataclasses.asdict(self.train)
-        tc.pop("quiet", None)
-        tc.pop("seed", None)
-        tc["group_optimizers"] = repr(self.train.group_optimizers)
+        tc = store.cell_train_settings(self.train)
         return {
             "format": SUITE_FORMAT,
             "protocols": list(self.protocols),
