@@ -87,32 +87,39 @@ def _noisy_tests(prepared, seed: int, options: dict):
         yield from conditions(protocol, prepared, seed)
 
 
-def _evaluate(model, prepared, protocols, seed: int, base: dict, options: dict) -> list[dict]:
+def _scored(embed, prepared, seed: int, options: dict, dataset: str, method: str) -> list[dict]:
+    """Records of `embed` (test features -> the two modalities' embeddings) on the clean test rows
+    and on every condition of the task's noise protocols."""
     mods = list(prepared.modalities)
     labels = prepared.test.labels.numpy()
-    emb = _embeddings(model, prepared.test)
-    met = cross_modal_metrics(emb[mods[0]], emb[mods[1]], labels, tuple(mods))
-    records = _records(base["dataset"], base["method"], seed, met, mods)
+
+    def score(features, protocol: str = "retrieval", condition: str = "") -> list[dict]:
+        a, b = embed(features)
+        met = cross_modal_metrics(a, b, labels, tuple(mods))
+        return _records(dataset, method, seed, met, mods, protocol, condition)
+
+    records = score(prepared.test.features)
     for cond in _noisy_tests(prepared, seed, options):
-        emb = _embeddings(model, prepared.test, cond.features)
-        met = cross_modal_metrics(emb[mods[0]], emb[mods[1]], labels, tuple(mods))
-        records += _records(base["dataset"], base["method"], seed, met, mods, cond.protocol, cond.name)
+        records += score(cond.features, cond.protocol, cond.name)
     return records
+
+
+def _evaluate(model, prepared, protocols, seed: int, base: dict, options: dict) -> list[dict]:
+    a, b = prepared.modalities[:2]
+
+    def embed(features):
+        emb = _embeddings(model, prepared.test, features)
+        return emb[a], emb[b]
+
+    return _scored(embed, prepared, seed, options, base["dataset"], base["method"])
 
 
 def _baselines(prepared, seed: int, base: dict, options: dict) -> list[dict]:
     if not options.get("cca", True):
         return []
-    mods = list(prepared.modalities)
-    labels = prepared.test.labels.numpy()
     cca = fit_cca(prepared)
-    ta, tb = cca_embeddings(prepared, cca=cca)
-    records = _records(base["dataset"], "cca", seed, cross_modal_metrics(ta, tb, labels, tuple(mods)), mods)
-    for cond in _noisy_tests(prepared, seed, options):
-        ta, tb = cca_embeddings(prepared, cca=cca, features=cond.features)
-        met = cross_modal_metrics(ta, tb, labels, tuple(mods))
-        records += _records(base["dataset"], "cca", seed, met, mods, cond.protocol, cond.name)
-    return records
+    embed = lambda features: cca_embeddings(prepared, cca=cca, features=features)  # noqa: E731
+    return _scored(embed, prepared, seed, options, base["dataset"], "cca")
 
 
 TASK_OPTIONS = ("objective", "cca", "noise")
