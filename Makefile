@@ -27,6 +27,7 @@ test: setup
 SUPERSEDED := results/suite-all/README.md results/comparison/README.md results/analyses/README.md results/speed/README.md results/dynamic/README.md results/pmr-family/README.md results/pmr_fidelity/README.md results/missing_variants/README.md results/avmnist/README.md results/mosi/README.md results/rcml/README.md
 benchmarks: setup
 	$(BIN)/pmrfusion verdicts experiments/claims.toml --out results/verdicts
+	$(BIN)/pmrfusion verdicts experiments/decisions.toml --out results/decisions
 	$(BIN)/pmrfusion benchmarks experiments --out BENCHMARKS.md $(foreach p,$(SUPERSEDED),--superseded $(p))
 
 lint: setup

@@ -15,7 +15,7 @@ from scipy import stats
 from pmrfusion.bench import experiment_run
 from pmrfusion.bench.claims import Claim, judge, load_claims
 from pmrfusion.bench.experiment import load_experiment
-from pmrfusion.bench.experiment_page import render_page
+from pmrfusion.bench.experiment_page import CLAIMS_FILES, render_page
 from pmrfusion.bench.experiment_run import run_experiment
 from pmrfusion.bench.experiment_store import CELLS_FILE, RECORDS_FILE, ExperimentStore
 from pmrfusion.bench.provenance import PROVENANCE_KEYS, source_hash
@@ -288,12 +288,14 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 def test_every_committed_experiment_and_claim_is_well_formed():
     files = sorted(EXPERIMENTS.glob("*.toml"))
-    experiments = {p.stem: load_experiment(p) for p in files if p.name != "claims.toml"}
+    experiments = {p.stem: load_experiment(p) for p in files if p.name not in CLAIMS_FILES}
     assert {"bench", "suite", "avmnist", "mosi"} <= set(experiments)
     for name, exp in experiments.items():
         assert exp.name == name, f"{name}.toml names itself '{exp.name}'"
         assert exp.out.as_posix() == f"results/{name}", f"{name}.toml writes to {exp.out}"
-    for claim in load_claims(EXPERIMENTS / "claims.toml"):
+    claims = [c for name in CLAIMS_FILES for c in load_claims(EXPERIMENTS / name)]
+    assert any(c.experiment == "pmr-optimizer" for c in claims), "the optimizer decision is a claims row"
+    for claim in claims:
         exp = experiments[claim.experiment]
         grid = exp.grid(claim.grid)
         for method in (claim.a, claim.b, claim.engaged_method or claim.a):

@@ -16,8 +16,9 @@ Optimizer (`pmr_optimizer`): PMR Table 8 trains every model with one main optimi
 default `"main+sgd"` updates the PMR maps with the main optimizer (like every other
 parameter) and, in the same step, with the extra SGD. `"sgd"` (the earlier reading: the PMR
 maps get only the extra SGD, which on small data barely moves them) and `"main"` (no extra
-SGD) stay selectable. The default was chosen on validation accuracy only
-(results/pmr_fidelity/optimizer_selection.csv).
+SGD) stay selectable. The default is the paper's reading; the others are tested against it on
+validation accuracy only (experiments/decisions.toml, records of experiments/pmr-optimizer.toml)
+and it changes only to a reading that beats it on every data set.
 
 Inference does only inference: in eval mode neither the reconstruction nor the preservation
 loss is computed.
