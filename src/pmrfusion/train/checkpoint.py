@@ -16,7 +16,6 @@ not found beside the checkpoint).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
