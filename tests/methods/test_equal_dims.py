@@ -6,7 +6,7 @@ import torch
 from pmrfusion.data.tensors import TensorSplit
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.methods import EqualDimsModel, available_methods, build_method, method_config
-from pmrfusion.methods.base import full_method_config, parse_overrides, parse_variant
+from pmrfusion.methods.base import estimate_parameters, full_method_config, parse_overrides, parse_variant
 from pmrfusion.train.trainer import TrainConfig, build_optimizers, seed_everything, total_loss, train
 from pmrfusion.types import Batch
 
@@ -41,6 +41,7 @@ def test_the_method_sees_the_narrowest_width_only(name):
     present = torch.tensor([[True, True, False]] * 6)
     assert _seen_widths(model, _batch(), present) == {"a": 5, "b": 5, "c": 5}
     assert model.modalities == ["a", "b", "c"]
+    assert estimate_parameters(name, DIMS, 3, equal_dims=True) == sum(p.numel() for p in model.parameters())
 
 
 def test_option_off_leaves_the_model_unchanged():

@@ -424,7 +424,11 @@ def available_memory_bytes() -> int:
 
 def estimate_parameters(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> int | None:
     """Parameter count of the model, built on the `meta` device (no memory); None if it cannot be."""
-    return _count_parameters(name, _inner_dims(dims, config), num_classes, method_config(name, **config))
+    count = _count_parameters(name, _inner_dims(dims, config), num_classes, method_config(name, **config))
+    if count is None or not config.get("equal_dims", False):
+        return count
+    width = min(dims.values())
+    return count + sum((d + 1) * width for d in dims.values() if d > width)  # the maps to the width
 
 
 def _count_parameters(name: str, dims: dict[str, int], num_classes: int, cfg: Any) -> int | None:
