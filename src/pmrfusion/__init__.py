@@ -26,7 +26,14 @@ from pmrfusion.eval.metrics import classification_metrics
 from pmrfusion.eval.paired import paired_difference
 from pmrfusion.eval.protocols import available_protocols, conditions, register_protocol
 from pmrfusion.eval.regression_metrics import regression_metrics
-from pmrfusion.methods import FusionModel, available_methods, build_method, method_config, register_method
+from pmrfusion.methods import (
+    EqualDimsModel,
+    FusionModel,
+    available_methods,
+    build_method,
+    method_config,
+    register_method,
+)
 from pmrfusion.methods.encoded import build_model
 from pmrfusion.modules.composition import EncoderConfig, default_encoders, with_encoder_inputs
 from pmrfusion.modules.encoders import available_encoders, build_encoder, register_encoder
@@ -74,6 +81,7 @@ __all__ = [
     "save_trained",
     "with_encoder_inputs",
     "register_encoder",
+    "EqualDimsModel",
     "FusionModel",
     "ModelOutput",
     "MultimodalData",

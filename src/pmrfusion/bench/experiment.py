@@ -51,7 +51,7 @@ from pmrfusion.errors import PMRFusionError, check_distinct
 from pmrfusion.methods.base import parse_overrides
 from pmrfusion.modules.composition import EncoderConfig
 from pmrfusion.paths import read_toml
-from pmrfusion.train.trainer import TrainConfig, seed_range
+from pmrfusion.train.trainer import TrainConfig, recorded_train_settings, seed_range
 
 EXPERIMENT_KEYS = {"name", "title", "description", "out", "pool_code_versions", "defaults", "grid", "table"}
 GRID_KEYS = {
@@ -153,7 +153,8 @@ def _train_config(values: Mapping[str, Any], where: str) -> TrainConfig:
 
 def _results_train(train: TrainConfig) -> dict[str, Any]:
     """The results-bearing fields of a training config (hashed)."""
-    return {k: v for k, v in dataclasses.asdict(train).items() if k not in TRAIN_EXCLUDED}
+    settings = {k: v for k, v in dataclasses.asdict(train).items() if k not in TRAIN_EXCLUDED}
+    return recorded_train_settings(settings)
 
 
 def _encoder_config(values: Mapping[str, Any] | None, where: str) -> EncoderConfig | None:

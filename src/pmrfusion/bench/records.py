@@ -41,6 +41,7 @@ from pmrfusion.errors import PMRFusionError
 from pmrfusion.eval.metrics import sample_std
 from pmrfusion.eval.regression_metrics import LOWER_IS_BETTER, primary_metric
 from pmrfusion.paths import atomic_write_text, check_output_file
+from pmrfusion.train.trainer import recorded_train_settings
 
 RECORD_KEYS = ("dataset", "method", "protocol", "condition", "present", "seed", "metric", "value")
 NAME_KEYS = ("dataset", "method", "protocol", "condition", "metric")
@@ -562,9 +563,10 @@ def claim_suite(out: str | Path, settings: dict, cell_names: Sequence[str]) -> N
 
 def cell_train_settings(tc) -> dict:
     """The training config as a stored cell's settings record it: every field but `quiet` and `seed`
-    (not results-bearing), the group optimizers by their repr."""
+    (not results-bearing) and those of `RECORDED_WHEN_SET` at their default, the group optimizers by
+    their repr."""
     settings = dataclasses.asdict(tc)
     settings.pop("quiet", None)
     settings.pop("seed", None)
     settings["group_optimizers"] = repr(tc.group_optimizers)
-    return settings
+    return recorded_train_settings(settings)

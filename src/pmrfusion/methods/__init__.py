@@ -6,6 +6,7 @@ import pkgutil
 
 from pmrfusion.methods.base import (
     Batch,
+    EqualDimsModel,
     FusionModel,
     ModelOutput,
     available_methods,
@@ -20,6 +21,7 @@ for _info in pkgutil.iter_modules(__path__):
 
 __all__ = [
     "Batch",
+    "EqualDimsModel",
     "FusionModel",
     "ModelOutput",
     "available_methods",

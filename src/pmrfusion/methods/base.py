@@ -59,6 +59,64 @@ class FusionModel(nn.Module):
         return [features[m] for m in self.modalities]
 
 
+class EqualDimsModel(FusionModel):
+    """A method behind trainable linear maps that take every modality wider than the narrowest to
+    the narrowest width (narrower ones pass unchanged), trained with the task: the equal-length
+    input regime of PMR 5.2.1 (`equal_dims=true`). Losses, groups and outputs are the method's."""
+
+    def __init__(self, method: FusionModel, dims: dict[str, int]):
+        super().__init__(method.modalities)
+        self.method = method
+        width = min(dims.values())
+        self.to_width = nn.ModuleDict({m: nn.Linear(d, width) for m, d in dims.items() if d > width})
+        self.loss_weights = method.loss_weights
+        self.default_group_optimizers = method.default_group_optimizers
+
+    def __getattr__(self, name: str) -> Any:  # the method's own attributes (e.g. its PMR maps)
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "method":
+                raise
+            return getattr(self.method, name)
+
+    def narrowed(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        """`features` with every wider modality mapped to the narrowest width."""
+        return {m: self.to_width[m](x) if m in self.to_width else x for m, x in features.items()}
+
+    def _narrowed_batch(self, batch: Batch) -> Batch:
+        return dataclasses.replace(batch, features=self.narrowed(batch.features))
+
+    def forward(self, features: dict[str, Tensor], present: Tensor | None = None) -> ModelOutput:
+        return self.method(self.narrowed(features), present)
+
+    def auxiliary_losses(self, output: ModelOutput, batch: Batch) -> dict[str, Tensor]:
+        return self.method.auxiliary_losses(output, self._narrowed_batch(batch))
+
+    def task_loss(self, output: ModelOutput, batch: Batch) -> Tensor:
+        return self.method.task_loss(output, self._narrowed_batch(batch))
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.method.on_epoch_start(epoch)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        return self.method.optimizer_groups()
+
+
+# Options every registered method takes beside its config's fields (name -> default); they act
+# around the method (`build_method`), are typed like a config field of the default's type, and are
+# recorded only when set to a value other than the default.
+GENERIC_OPTIONS: dict[str, Any] = {
+    "equal_dims": False,  # map every modality wider than the narrowest to the narrowest width
+}
+
+
+def split_generic_options(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the method config's own options, the generic options) of `config`."""
+    own = {k: v for k, v in config.items() if k not in GENERIC_OPTIONS}
+    return own, {k: v for k, v in config.items() if k in GENERIC_OPTIONS}
+
+
 @dataclass
 class MethodSpec:
     name: str
@@ -185,6 +243,10 @@ def check_option(method: str, key: str, value: Any, cls: type | None = None) -> 
     returns it converted to that type (int -> float is allowed, 2.5 for an int is not)."""
     cls = cls or _spec(method).config_cls
     types = _option_types(cls)
+    if key in GENERIC_OPTIONS and key not in types:
+        if not isinstance(value, type(GENERIC_OPTIONS[key])):
+            raise PMRFusionError(f"method '{method}' option {key}={value!r}: expected true or false")
+        return value
     if key not in types:
         raise PMRFusionError(f"method '{method}' has no option '{key}'; options: {', '.join(sorted(types))}")
     t = types[key]
@@ -219,7 +281,7 @@ def check_option(method: str, key: str, value: Any, cls: type | None = None) -> 
 def parse_option(method: str, key: str, text: str) -> Any:
     """Parse the text of `--set key=text` to the declared type of option `key` of `method`."""
     types = _option_types(_spec(method).config_cls)
-    t = types.get(key)
+    t = types.get(key, type(GENERIC_OPTIONS[key]) if key in GENERIC_OPTIONS else None)
     if t is str:
         value: Any = text
     elif t is bool:
@@ -265,13 +327,18 @@ def option_names(name: str) -> list[str]:
     """The options method `name` reads (its config's fields, or the ones it declared)."""
     spec = _spec(name)
     fields = [f.name for f in dataclasses.fields(spec.config_cls)]
-    return fields if spec.options is None else [f for f in fields if f in spec.options]
+    own = fields if spec.options is None else [f for f in fields if f in spec.options]
+    return own + [g for g in GENERIC_OPTIONS if g not in fields]
 
 
 def method_config(name: str, **config: Any):
     """The typed config of method `name`, every override checked for name, type and range; a field
     of a shared config class that the method does not read may only be given at its default
-    (as a checkpoint's full config does)."""
+    (as a checkpoint's full config does). Generic options (`GENERIC_OPTIONS`) are checked and
+    left out: `build_method` applies them."""
+    config, generic = split_generic_options(config)
+    for k, v in generic.items():
+        check_option(name, k, v)
     cls = _spec(name).config_cls
     fields = {f.name: f for f in dataclasses.fields(cls)}
     names = option_names(name)
@@ -287,6 +354,13 @@ def method_config(name: str, **config: Any):
     if callable(validate):
         validate()
     return cfg
+
+
+def full_method_config(name: str, **config: Any) -> dict[str, Any]:
+    """Every option of method `name` under `config` (as a checkpoint stores it): its config's fields
+    and the generic options set to a value other than their default."""
+    generic = {k: v for k, v in split_generic_options(config)[1].items() if v != GENERIC_OPTIONS[k]}
+    return {**dataclasses.asdict(method_config(name, **config)), **generic}
 
 
 def method_options(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -350,7 +424,11 @@ def available_memory_bytes() -> int:
 
 def estimate_parameters(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> int | None:
     """Parameter count of the model, built on the `meta` device (no memory); None if it cannot be."""
-    return _count_parameters(name, dims, num_classes, method_config(name, **config))
+    count = _count_parameters(name, _inner_dims(dims, config), num_classes, method_config(name, **config))
+    if count is None or not config.get("equal_dims", False):
+        return count
+    width = min(dims.values())
+    return count + sum((d + 1) * width for d in dims.values() if d > width)  # the maps to the width
 
 
 def _count_parameters(name: str, dims: dict[str, int], num_classes: int, cfg: Any) -> int | None:
@@ -366,7 +444,7 @@ def _count_parameters(name: str, dims: dict[str, int], num_classes: int, cfg: An
 
 def check_model_size(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> None:
     """Refuse (before allocation) a model whose training state would not fit in available memory."""
-    _check_size(name, dims, num_classes, method_config(name, **config))
+    _check_size(name, _inner_dims(dims, config), num_classes, method_config(name, **config))
 
 
 def _check_size(name: str, dims: dict[str, int], num_classes: int, cfg: Any) -> None:
@@ -396,12 +474,21 @@ def check_dims(dims: Any, num_classes: Any) -> None:
         )
 
 
+def _inner_dims(dims: dict[str, int], config: dict[str, Any]) -> dict[str, int]:
+    """The dims the method itself sees: all the narrowest under `equal_dims`, else `dims`."""
+    if not config.get("equal_dims", False):
+        return dict(dims)
+    width = min(dims.values())
+    return {m: width for m in dims}
+
+
 def build_method(name: str, dims: dict[str, int], num_classes: int, **config: Any) -> FusionModel:
     """Build a registered method, e.g. `build_method("rg-concat", {"img": 1024, "txt": 300}, 10)`.
 
     `num_classes=1` builds a regression model (one real output); classification-only methods refuse.
     Options are checked for type and range, and a model too large for memory is refused with its
-    parameter count before anything is allocated."""
+    parameter count before anything is allocated. `equal_dims=True` puts an `EqualDimsModel` in
+    front: every modality wider than the narrowest is mapped to the narrowest width."""
     cfg = method_config(name, **config)
     if len(dims) < 2:
         raise PMRFusionError(f"method '{name}' needs at least 2 modalities, got {len(dims)}")
@@ -411,8 +498,10 @@ def build_method(name: str, dims: dict[str, int], num_classes: int, **config: An
     check_dims(dims, num_classes)
     if num_classes == 1:  # regression: one real output (see pmrfusion.tasks)
         check_regression_method(name)
-    _check_size(name, dims, num_classes, cfg)
-    return _REGISTRY[name].builder(dict(dims), int(num_classes), cfg)
+    inner = _inner_dims(dims, config)
+    _check_size(name, inner, num_classes, cfg)
+    model = _REGISTRY[name].builder(inner, int(num_classes), cfg)
+    return EqualDimsModel(model, dims) if config.get("equal_dims", False) else model
 
 
 def zero_absent(
@@ -433,7 +522,9 @@ def zero_absent(
 
 __all__ = [
     "Batch",
+    "EqualDimsModel",
     "FusionModel",
+    "GENERIC_OPTIONS",
     "MethodSpec",
     "ModelOutput",
     "available_methods",
@@ -444,6 +535,7 @@ __all__ = [
     "classification_only_methods",
     "check_option",
     "estimate_parameters",
+    "full_method_config",
     "method_config",
     "method_options",
     "option_names",
@@ -451,5 +543,6 @@ __all__ = [
     "parse_overrides",
     "parse_variant",
     "register_method",
+    "split_generic_options",
     "zero_absent",
 ]

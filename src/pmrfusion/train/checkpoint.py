@@ -16,7 +16,6 @@ not found beside the checkpoint).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +32,7 @@ from pmrfusion.data.scaling import Standardizer
 from pmrfusion.data.statistics import FrontendConfig, ModalityStats
 from pmrfusion.data.validation import check_modality_name
 from pmrfusion.errors import PMRFusionError, first_line
-from pmrfusion.methods.base import FusionModel, build_method, check_dims, method_config
+from pmrfusion.methods.base import FusionModel, build_method, check_dims, full_method_config, method_config
 from pmrfusion.methods.encoded import EncodedFusion, build_model
 from pmrfusion.modules.composition import (
     EncoderConfig,
@@ -64,7 +63,7 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "method": method,
-        "config": dataclasses.asdict(method_config(method, **config)),
+        "config": full_method_config(method, **config),
         "dims": dict(dims),
         "num_classes": int(num_classes),
         "dataset": dataset,
@@ -276,7 +275,7 @@ def save_raw_checkpoint(
     payload = {
         "format": RAW_FORMAT,
         "method": method,
-        "config": dataclasses.asdict(method_config(method, **config)),
+        "config": full_method_config(method, **config),
         "dataset": dataset,
         "num_classes": int(data.num_classes),
         "task": data.task,

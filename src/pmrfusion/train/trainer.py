@@ -30,6 +30,12 @@ from pmrfusion.tasks import REGRESSION_LOSSES, regression_loss
 from pmrfusion.train import distributed
 from pmrfusion.train.devices import resolve_device
 
+LR_SCHEDULES = ("constant", "cosine", "multistep")
+MULTISTEP_FRACTIONS = (0.5, 0.75)  # milestones of "multistep", as fractions of the epochs
+MULTISTEP_GAMMA = 0.1
+# TrainConfig fields added after records existed, with their defaults: a cell's settings record
+# them only when set otherwise, so earlier cells keep their config hash.
+RECORDED_WHEN_SET = {"lr_schedule": "constant"}
 MAIN_OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 # Feature-vector validation runs as one forward over the whole split up to this many input values
 # (rows x summed feature width), in chunks of at least the split's eval batch size above it.
@@ -76,6 +82,11 @@ class TrainConfig:
     # "bf16" (bfloat16 autocast) or "16-mixed" (float16 autocast + gradient scaler). The losses that
     # need float32 (evidential, Sinkhorn, SRHT, preservation) stay float32; evaluation runs in float32.
     precision: str = "32"
+    # The learning-rate schedule of every optimizer the trainer builds, stepped once per epoch
+    # (`LR_SCHEDULES`): "constant"; "cosine" (CosineAnnealingLR over `epochs`); "multistep"
+    # (MultiStepLR, lr x 0.1 after 50% and after 75% of `epochs`). PMR Table 8 trains with a
+    # cosine or multi-step schedule.
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         check_train_config(self)
@@ -109,6 +120,8 @@ def check_train_config(tc: TrainConfig) -> None:
     check_absent_fill(tc.absent_fill)
     resolve_device(tc.device)
     check_precision(tc.precision)
+    if tc.lr_schedule not in LR_SCHEDULES:
+        raise PMRFusionError(f"unknown lr_schedule {tc.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
     if tc.regression_loss not in REGRESSION_LOSSES:
         raise PMRFusionError(
             f"unknown regression loss {tc.regression_loss!r}: use one of {', '.join(REGRESSION_LOSSES)}"
@@ -215,6 +228,24 @@ def _optimizers(model: FusionModel, cfg: TrainConfig) -> list[torch.optim.Optimi
     for g, spec in wanted.items():
         opts.append(spec.build(groups[g], kernel))
     return opts
+
+
+def lr_schedulers(
+    opts: list[torch.optim.Optimizer], schedule: str, epochs: int
+) -> list[torch.optim.lr_scheduler.LRScheduler]:
+    """One scheduler per optimizer for `schedule` over `epochs` (none for "constant"); the trainer
+    steps each once at the end of every epoch."""
+    if schedule == "constant":
+        return []
+    if schedule == "cosine":
+        return [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs) for o in opts]
+    milestones = sorted({max(1, round(f * epochs)) for f in MULTISTEP_FRACTIONS})
+    return [torch.optim.lr_scheduler.MultiStepLR(o, milestones, gamma=MULTISTEP_GAMMA) for o in opts]
+
+
+def recorded_train_settings(settings: dict) -> dict:
+    """`settings` (a TrainConfig as a dict) without the `RECORDED_WHEN_SET` fields at their default."""
+    return {k: v for k, v in settings.items() if k not in RECORDED_WHEN_SET or v != RECORDED_WHEN_SET[k]}
 
 
 def optimizer_step(
@@ -338,6 +369,7 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
     check_absent_fill(cfg.absent_fill)
     epoch_batches = data.training_stream(cfg.batch_size, cfg.seed, cfg.modality_dropout, cfg.absent_fill, ctx)
     opts = _optimizers(model, cfg)
+    schedulers = lr_schedulers(opts, cfg.lr_schedule, cfg.epochs)
     scaler = grad_scaler(device, cfg.precision)
     accumulate = loss_accumulation_dtype(torch.device(device))
     best_key, best_state, best_epoch, best_acc = None, None, 0, float("nan")
@@ -366,6 +398,8 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
                 for k, v in parts.items():  # on the device: no host sync inside the step
                     sums[k] = sums.get(k, 0.0) + v.to(accumulate)
                 steps += 1
+            for sched in schedulers:
+                sched.step()
             record = epoch_means(sums, steps)
             if ctx is not None:
                 record = distributed.all_mean(record, ctx)
@@ -406,10 +440,13 @@ def train(model: FusionModel, data: Split, val: Split | None, cfg: TrainConfig) 
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "LR_SCHEDULES",
     "build_optimizers",
     "check_seed",
     "check_train_config",
     "flip_labels",
+    "lr_schedulers",
+    "recorded_train_settings",
     "modality_keep_mask",
     "optimizer_step",
     "predict",
