@@ -23,8 +23,9 @@ folder, unless `allow_outside=True` (or the environment variable `PMRFUSION_MANI
 when `allow_outside` is None).
 
 Naturally missing modalities: an empty cell, or a false value (false/0/no/"", any case; in a
-`.jsonl` also a JSON boolean or 0/1 number) in an optional column `present_<m>`, marks modality m absent for that row (`data.presence`; the source decodes
-zeros of the column's shape for it, the batches mark it absent, statistics skip it). A column's
+`.jsonl` also a JSON boolean or 0/1 number) in an optional column `present_<m>`, marks modality m
+absent for that row (`data.presence`; the source decodes zeros of the column's shape for it, the
+batches mark it absent, statistics skip it). A column's
 kind is its first non-empty cell's; a row with no modality present is an error naming it.
 
 Labels as users have them: a `label` column whose first cell is a number holds integer classes
