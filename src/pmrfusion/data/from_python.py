@@ -11,7 +11,8 @@ Each gives the same data contract as the file loaders, so `prepare`, `pmrfusion.
   `id`, `present_<m>`). Columns whose cells are arrays (or lists) of numbers are stacked into
   feature vectors; otherwise the frame is read as a manifest table (file paths relative to `root`,
   inline text, numbers; `data.manifest`), its array columns (if any) as inline numeric columns
-  (kind "array", cells flattened; an all-NaN or None cell is absent). Needs the `pandas` extra, imported only here.
+  (kind "array", cells flattened; an all-NaN or None cell is absent). Needs the `pandas` extra,
+  imported only here.
 - `from_torch_dataset(ds)`: every item a dict modality -> tensor / array plus the label key;
   stacked and passed to `from_arrays`.
 
