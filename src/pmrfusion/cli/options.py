@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.train.devices import DEVICE_HELP
-from pmrfusion.train.trainer import TrainConfig
+
+if TYPE_CHECKING:  # torch: loaded by the commands that train, not by `datasets` or `--help`
+    from pmrfusion.train.trainer import TrainConfig
 
 DataRoot = Annotated[
     Path | None,
@@ -26,7 +27,6 @@ SetOpt = Annotated[
 LabelNoise = Annotated[
     float, typer.Option("--label-noise", help="fraction of training labels flipped (seeded), 0..1")
 ]
-Device = Annotated[str, typer.Option(help=f"where training and evaluation run: {DEVICE_HELP}")]
 Precision = Annotated[
     str, typer.Option(help="training precision: 32, bf16 (bfloat16 autocast) or 16-mixed (float16 + scaler)")
 ]
@@ -83,6 +83,8 @@ def train_config(
     optimizer_kernel: str = "auto",
 ) -> TrainConfig:
     """TrainConfig checks its own fields (one error line for the first bad one)."""
+    from pmrfusion.train.trainer import TrainConfig
+
     return TrainConfig(
         epochs=epochs,
         lr=lr,
@@ -100,3 +102,14 @@ Epochs = Annotated[int, typer.Option(help="training epochs (the best validation 
 LearningRate = Annotated[float, typer.Option("--lr", help="learning rate")]
 BatchSize = Annotated[int, typer.Option(help="training batch size")]
 Threads = Annotated[int, typer.Option(help="torch threads")]
+
+
+def __getattr__(name: str) -> Any:
+    """`Device`, built on first import: its help text comes from `train.devices` (torch)."""
+    if name == "Device":
+        from pmrfusion.train.devices import DEVICE_HELP
+
+        device = Annotated[str, typer.Option(help=f"where training and evaluation run: {DEVICE_HELP}")]
+        globals()["Device"] = device
+        return device
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
