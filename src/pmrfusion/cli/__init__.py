@@ -36,7 +36,7 @@ from pmrfusion.cli.app import app as _app  # noqa: E402
 from pmrfusion.cli.app import console, interrupt_note  # noqa: E402
 from pmrfusion.errors import PMRFusionError  # noqa: E402
 
-# command name -> the module that registers it (tests/cli/test_cli.py checks this against the app)
+# command name -> the module that registers it (tests/cli/test_startup.py checks this against the app)
 COMMAND_MODULES = {
     "datasets": "datasets",
     "methods": "methods",
