@@ -26,8 +26,12 @@ def test_import_and_datasets_listing_do_not_import_torch():
         "sys.argv = ['pmrfusion', 'datasets']\n"
         "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
         "print('datasets', 'torch' in sys.modules)\n"
+        "sys.argv = ['pmrfusion', '--help']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "print('help', 'torch' in sys.modules)\n"
     )
-    assert "root False" in out and "datasets False" in out
+    assert "root False" in out and "datasets False" in out and "help False" in out
+    assert "select-on-validation" in out  # --help lists every command
     assert "handwrit" in out and "1600/400" in out  # the catalog, listed without loading
 
 
@@ -53,3 +57,10 @@ def test_command_table_matches_the_registered_commands():
     assert registered == COMMAND_MODULES
     assert requested_command(["--threads", "2", "datasets", "--load"]) == "datasets"
     assert requested_command(["--help"]) is None and requested_command(["nosuch"]) is None
+
+
+def test_cli_device_help_is_the_trainers():
+    from pmrfusion.cli.options import DEVICE_HELP
+    from pmrfusion.train.devices import DEVICE_HELP as trainer_help
+
+    assert trainer_help == DEVICE_HELP

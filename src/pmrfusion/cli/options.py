@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pmrfusion.errors import PMRFusionError
+
+# `pmrfusion.train.devices.DEVICE_HELP`, repeated so that --help does not import torch
+# (tests/cli/test_startup.py checks that the two agree)
+DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps"
 
 if TYPE_CHECKING:  # torch: loaded by the commands that train, not by `datasets` or `--help`
     from pmrfusion.train.trainer import TrainConfig
@@ -24,6 +28,7 @@ DataRoot = Annotated[
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="method option key=value (repeatable), e.g. n=8")
 ]
+Device = Annotated[str, typer.Option(help=f"where training and evaluation run: {DEVICE_HELP}")]
 LabelNoise = Annotated[
     float, typer.Option("--label-noise", help="fraction of training labels flipped (seeded), 0..1")
 ]
@@ -102,14 +107,3 @@ Epochs = Annotated[int, typer.Option(help="training epochs (the best validation 
 LearningRate = Annotated[float, typer.Option("--lr", help="learning rate")]
 BatchSize = Annotated[int, typer.Option(help="training batch size")]
 Threads = Annotated[int, typer.Option(help="torch threads")]
-
-
-def __getattr__(name: str) -> Any:
-    """`Device`, built on first import: its help text comes from `train.devices` (torch)."""
-    if name == "Device":
-        from pmrfusion.train.devices import DEVICE_HELP
-
-        device = Annotated[str, typer.Option(help=f"where training and evaluation run: {DEVICE_HELP}")]
-        globals()["Device"] = device
-        return device
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
