@@ -1,7 +1,10 @@
 """`pmrfusion` command line: one module per command, all registered on `cli.app.app`.
 
 A new command is a new module here that decorates a function with `@app.command(...)` and is
-listed in `COMMANDS`. Commands parse options and print; the work happens in the library.
+listed in `COMMAND_MODULES` (command name -> module). Commands parse options and print; the work
+happens in the library, imported inside the command function: `main` registers only the command
+a command line names (all of them for `--help`), and no command module imports torch at import
+time, so `pmrfusion --help` and `pmrfusion datasets` start fast.
 """
 
 from __future__ import annotations
