@@ -7,11 +7,14 @@ where they register (`register_method(..., classification_only=why)`) and refuse
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch.nn.functional as F
-from torch import Tensor
 
 from pmrfusion.errors import PMRFusionError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -36,6 +39,8 @@ def check_task(task: str) -> str:
 
 def regression_loss(outputs: Tensor, targets: Tensor, kind: str = "l1") -> Tensor:
     """L1 (the MOSI convention) or MSE between a (B, 1) or (B,) output and float targets."""
+    import torch.nn.functional as F  # torch on first use: task detection (data loading) stays torch-free
+
     pred = outputs.reshape(-1)
     target = targets.reshape(-1).to(pred.dtype)
     if kind == "l1":

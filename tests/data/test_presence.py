@@ -192,3 +192,47 @@ def test_from_dataframe_of_paths_is_a_manifest(tmp_path):
     d = pf.from_dataframe(df, root=tmp_path)
     assert d.kinds == {"image": "image", "note": "text"} and d.present["image"].tolist() == [1, 1, 1, 0]
     assert d.classes == ["1", "5"]
+
+
+def test_jsonl_present_flags_accept_booleans_numbers_and_strings(tmp_path):
+    import json
+
+    for i in range(6):
+        _png(tmp_path / f"i{i}.png", (8, 8))
+    flags = [True, False, 1, 0, "TRUE", "False"]
+    rows = [
+        {"image": f"i{i}.png", "vec": f"{i} 1", "present_vec": flag, "label": "ab"[i % 2]}
+        for i, flag in enumerate(flags)
+    ]
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = load_manifest(path)
+    assert d.present["vec"].tolist() == [True, False, True, False, True, False]
+    assert d.present["image"].all()
+    for bad in (2, "maybe", 1.5):
+        rows[4]["present_vec"] = bad
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        with pytest.raises(PMRFusionError, match="row 5, column 'present_vec'"):
+            load_manifest(path)
+    rows[4]["present_vec"], rows[4]["vec"] = True, True  # a boolean is a flag, never a modality cell
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(PMRFusionError, match="row 5, column 'vec': a JSON boolean"):
+        load_manifest(path)
+
+
+def test_from_dataframe_mixes_array_and_path_columns(tmp_path):
+    pd = pytest.importorskip("pandas")
+    names = [_png(tmp_path / f"i{i}.png", (8, 8), value=10 * i) for i in range(4)]
+    vecs = [np.array([0.1, -2.5e-7, 3.0], np.float32) + i for i in range(4)]
+    vecs[2] = np.full(3, np.nan, np.float32)  # all-NaN: absent
+    df = pd.DataFrame({"image": names[:3] + [None], "vec": vecs, "label": ["x", "y", "x", "y"]})
+    d = pf.from_dataframe(df, root=tmp_path)
+    assert d.kinds == {"image": "image", "vec": "array"} and d.shapes["vec"] == (3,)
+    assert d.present["image"].tolist() == [1, 1, 1, 0] and d.present["vec"].tolist() == [1, 1, 0, 1]
+    assert d.classes == ["x", "y"]
+    for i in (0, 1, 3):
+        assert np.array_equal(d.source.get(i, ["vec"])["vec"].numpy(), vecs[i])  # exact float32 round trip
+    assert int(d.source.get(1, ["image"])["image"].max()) > 0
+    vecs[1] = np.array([1.0, np.nan, 2.0], np.float32)
+    with pytest.raises(PMRFusionError, match="row 2, column 'vec': NaN/inf"):
+        pf.from_dataframe(df.assign(vec=vecs), root=tmp_path)

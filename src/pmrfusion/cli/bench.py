@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.bench.bench_run import check_bench_out, run_bench
-from pmrfusion.bench.runner import RunSpec, encoder_config_for
 from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import (
     DataRoot,
@@ -24,12 +22,8 @@ from pmrfusion.cli.options import (
     train_config,
 )
 from pmrfusion.cli.summary import print_summary
-from pmrfusion.data.loaders import load_dataset
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.methods.base import parse_overrides
 from pmrfusion.paths import check_output_dir
-from pmrfusion.train.distributed import refuse_under_torchrun
-from pmrfusion.train.trainer import seed_range
 
 
 @app.command()
@@ -81,6 +75,13 @@ def bench(
     The whole benchmark suite is `pmrfusion suite`, retrieval is `pmrfusion retrieval`
     (`--suite` and `--task retrieval` here are deprecated aliases of those commands).
     """
+    from pmrfusion.bench.bench_run import check_bench_out, run_bench
+    from pmrfusion.bench.runner import RunSpec, encoder_config_for
+    from pmrfusion.data.loaders import load_dataset
+    from pmrfusion.methods.base import parse_overrides
+    from pmrfusion.train.distributed import refuse_under_torchrun
+    from pmrfusion.train.trainer import seed_range
+
     refuse_under_torchrun("bench")
     check_output_dir(out, "--out")
     if task == "classification" and suite is None:

@@ -7,16 +7,9 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.bench.records import check_records_file, write_records_file
-from pmrfusion.bench.runner import evaluate
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import DataRoot, Device, split_list
 from pmrfusion.cli.summary import print_summary
-from pmrfusion.data.loaders import load_dataset
-from pmrfusion.eval.protocols import check_protocol
-from pmrfusion.train.checkpoint import is_raw_checkpoint, load_for_evaluation
-from pmrfusion.train.devices import resolve_device
-from pmrfusion.train.trainer import check_seed
 
 
 @app.command("eval")
@@ -33,6 +26,14 @@ def eval_cmd(
     device: Device = "auto",
 ) -> None:
     """Evaluate a checkpoint under robustness protocols on the test split."""
+    from pmrfusion.bench.records import check_records_file, write_records_file
+    from pmrfusion.bench.runner import evaluate
+    from pmrfusion.data.loaders import load_dataset
+    from pmrfusion.eval.protocols import check_protocol
+    from pmrfusion.train.checkpoint import is_raw_checkpoint, load_for_evaluation
+    from pmrfusion.train.devices import resolve_device
+    from pmrfusion.train.trainer import check_seed
+
     if out is not None:
         check_records_file(out, overwrite)
     protos = split_list(protocols)

@@ -7,13 +7,14 @@ import dataclasses
 from rich.table import Table
 
 from pmrfusion.cli.app import app, console
-from pmrfusion.methods import available_methods
-from pmrfusion.methods.base import option_names
 
 
 @app.command()
 def methods() -> None:
     """List the registered methods and their options."""
+    from pmrfusion.methods import available_methods
+    from pmrfusion.methods.base import option_names
+
     table = Table("method", "description", "options (defaults)")
     for name, spec in sorted(available_methods().items()):
         used = set(option_names(spec.name))

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.train.devices import DEVICE_HELP
-from pmrfusion.train.trainer import TrainConfig
+
+# `pmrfusion.train.devices.DEVICE_HELP`, repeated so that --help does not import torch
+# (tests/cli/test_startup.py checks that the two agree)
+DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps"
+
+if TYPE_CHECKING:  # torch: loaded by the commands that train, not by `datasets` or `--help`
+    from pmrfusion.train.trainer import TrainConfig
 
 DataRoot = Annotated[
     Path | None,
@@ -23,10 +28,10 @@ DataRoot = Annotated[
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="method option key=value (repeatable), e.g. n=8")
 ]
+Device = Annotated[str, typer.Option(help=f"where training and evaluation run: {DEVICE_HELP}")]
 LabelNoise = Annotated[
     float, typer.Option("--label-noise", help="fraction of training labels flipped (seeded), 0..1")
 ]
-Device = Annotated[str, typer.Option(help=f"where training and evaluation run: {DEVICE_HELP}")]
 Precision = Annotated[
     str, typer.Option(help="training precision: 32, bf16 (bfloat16 autocast) or 16-mixed (float16 + scaler)")
 ]
@@ -83,6 +88,8 @@ def train_config(
     optimizer_kernel: str = "auto",
 ) -> TrainConfig:
     """TrainConfig checks its own fields (one error line for the first bad one)."""
+    from pmrfusion.train.trainer import TrainConfig
+
     return TrainConfig(
         epochs=epochs,
         lr=lr,

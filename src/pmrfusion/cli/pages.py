@@ -13,7 +13,6 @@ from pmrfusion.cli.app import app, on_interrupt
 from pmrfusion.cli.options import Epochs, Threads, split_list
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.paths import check_output_dir, check_output_file
-from pmrfusion.train.trainer import seed_range
 
 
 def _err(line: str) -> None:
@@ -28,6 +27,8 @@ def _write(out: Path | None, text: str) -> None:
 
 
 def _check_seeds(seeds: int) -> None:
+    from pmrfusion.train.trainer import seed_range
+
     if seeds < 1:
         raise PMRFusionError("--seeds must be >= 1")
     seed_range(seeds)

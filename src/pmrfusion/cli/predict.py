@@ -9,8 +9,6 @@ import typer
 
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import DataRoot, Device
-from pmrfusion.train.devices import resolve_device
-from pmrfusion.train.prediction import check_prediction_output, predict_checkpoint, write_predictions
 
 
 @app.command("predict")
@@ -26,6 +24,9 @@ def predict_cmd(
 ) -> None:
     """Predict every sample of a dataset: id, prediction, class probabilities, modalities present,
     and the method's uncertainty / fusion weights where it has them."""
+    from pmrfusion.train.devices import resolve_device
+    from pmrfusion.train.prediction import check_prediction_output, predict_checkpoint, write_predictions
+
     check_prediction_output(out, overwrite)
     preds = predict_checkpoint(load, dataset, data_root, resolve_device(device))
     write_predictions(preds, out, overwrite)

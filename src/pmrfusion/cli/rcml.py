@@ -11,7 +11,6 @@ from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import DataRoot, Epochs, split_list
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.paths import check_output_dir
-from pmrfusion.train.distributed import refuse_under_torchrun
 
 
 @app.command("rcml")
@@ -37,6 +36,7 @@ def rcml_cmd(
         summary_markdown,
         write_summary,
     )
+    from pmrfusion.train.distributed import refuse_under_torchrun
 
     refuse_under_torchrun("rcml")
     check_output_dir(out, "--out")

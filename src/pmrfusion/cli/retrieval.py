@@ -10,7 +10,6 @@ import typer
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import BatchSize, DataRoot, Epochs, LabelNoise, LearningRate, split_list
 from pmrfusion.paths import check_output_dir
-from pmrfusion.train.distributed import refuse_under_torchrun
 
 
 @app.command("retrieval")
@@ -36,6 +35,7 @@ def retrieval(
 ) -> None:
     """Train with the contrastive objective, retrieve on test embeddings; CCA side by side."""
     from pmrfusion.bench.retrieval import retrieval_experiment
+    from pmrfusion.train.distributed import refuse_under_torchrun
 
     refuse_under_torchrun("retrieval")
     check_output_dir(out, "--out")

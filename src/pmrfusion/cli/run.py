@@ -8,16 +8,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from pmrfusion.bench.executors import cell_executor
-from pmrfusion.bench.experiment import load_experiment
-from pmrfusion.bench.experiment_page import benchmarks_page, write_page, write_verdicts
-from pmrfusion.bench.experiment_run import run_experiment
-from pmrfusion.bench.experiment_store import ExperimentStore
 from pmrfusion.cli.app import app, console, on_interrupt
 from pmrfusion.cli.options import DataRoot, Device, Executor, Jobs, Scheduler, split_list
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.paths import atomic_write_text
-from pmrfusion.train.distributed import refuse_under_torchrun
 
 
 @app.command()
@@ -43,6 +37,13 @@ def run(
     scheduler: Scheduler = None,
 ) -> None:
     """Run an experiment file's missing cells (resumable), then write its page from the records."""
+    from pmrfusion.bench.executors import cell_executor
+    from pmrfusion.bench.experiment import load_experiment
+    from pmrfusion.bench.experiment_page import write_page
+    from pmrfusion.bench.experiment_run import run_experiment
+    from pmrfusion.bench.experiment_store import ExperimentStore
+    from pmrfusion.train.distributed import refuse_under_torchrun
+
     refuse_under_torchrun("run")
     ex = cell_executor(executor, jobs, scheduler)
     if resume and overwrite:
@@ -73,6 +74,8 @@ def verdicts(
     out: Annotated[Path, typer.Option(help="folder for README.md and verdicts.csv")] = Path("runs/verdicts"),
 ) -> None:
     """Judge every claim of the claims file from its experiment's records (paired t over seeds)."""
+    from pmrfusion.bench.experiment_page import write_verdicts
+
     if not claims.exists():
         raise PMRFusionError(f"claims file {claims} not found")
     found = write_verdicts(claims, out)
@@ -88,6 +91,8 @@ def benchmarks(
     ] = None,
 ) -> None:
     """BENCHMARKS.md from the experiments' committed records: headline tables, verdicts, links."""
+    from pmrfusion.bench.experiment_page import benchmarks_page
+
     if not experiments.is_dir():
         raise PMRFusionError(f"{experiments} is not a folder of experiment files")
     for page in superseded or []:

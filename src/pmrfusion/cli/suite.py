@@ -27,16 +27,12 @@ from pmrfusion.cli.options import (
     train_config,
 )
 from pmrfusion.errors import PMRFusionError
-from pmrfusion.eval.protocols import check_protocol
-from pmrfusion.methods import method_config
-from pmrfusion.methods.base import parse_overrides
 from pmrfusion.paths import check_output_dir
-from pmrfusion.train.distributed import refuse_under_torchrun
-from pmrfusion.train.trainer import TrainConfig
 
 if TYPE_CHECKING:
     from pmrfusion.bench.executors import CellExecutor
     from pmrfusion.bench.suite import Cell, SuiteResult, SuiteSpec
+    from pmrfusion.train.trainer import TrainConfig
 
 
 @app.command()
@@ -89,6 +85,10 @@ def run_suite_command(
 ) -> None:
     from pmrfusion.bench.executors import cell_executor
     from pmrfusion.bench.suite import Terminated, available, default_protocols, suite_spec
+    from pmrfusion.eval.protocols import check_protocol
+    from pmrfusion.methods import method_config
+    from pmrfusion.methods.base import parse_overrides
+    from pmrfusion.train.distributed import refuse_under_torchrun
 
     refuse_under_torchrun("suite")
     check_output_dir(out, "--out")

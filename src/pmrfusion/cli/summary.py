@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from pmrfusion.bench.records import group_mean, is_keep_one, is_leave_one_out, summarise, summary_grid
 from pmrfusion.cli.app import console
-from pmrfusion.eval.regression_metrics import primary_metric
 
 
 def print_summary(records: list[dict], num_modalities: int) -> None:
+    from pmrfusion.bench.records import group_mean, is_keep_one, is_leave_one_out, summarise, summary_grid
+    from pmrfusion.eval.regression_metrics import primary_metric
+
     metric = primary_metric(records)
     methods_, grid = summary_grid(summarise(records, metric))
     table = Table("condition", *methods_, title=f"{metric}: mean ± std, ddof 1 (worst seed)")

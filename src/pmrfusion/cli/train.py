@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from pmrfusion.bench.runner import encoder_config_for
-from pmrfusion.bench.single_run import train_once
 from pmrfusion.cli.app import app, console
 from pmrfusion.cli.options import (
     BatchSize,
@@ -23,11 +21,7 @@ from pmrfusion.cli.options import (
     SetOpt,
     train_config,
 )
-from pmrfusion.data.loaders import load_dataset
-from pmrfusion.methods import method_config
-from pmrfusion.methods.base import parse_overrides
 from pmrfusion.paths import check_output_file
-from pmrfusion.train.trainer import check_seed
 
 
 @app.command("train")
@@ -56,6 +50,13 @@ def train_cmd(
     Under `torchrun --nproc_per_node N -m pmrfusion train ...` it trains with
     DistributedDataParallel (--batch-size is the global batch); rank 0 logs and saves.
     """
+    from pmrfusion.bench.runner import encoder_config_for
+    from pmrfusion.bench.single_run import train_once
+    from pmrfusion.data.loaders import load_dataset
+    from pmrfusion.methods import method_config
+    from pmrfusion.methods.base import parse_overrides
+    from pmrfusion.train.trainer import check_seed
+
     overrides = parse_overrides([method], set_ or [])
     method_config(method, **overrides)
     check_seed(seed)

@@ -10,7 +10,9 @@ Each gives the same data contract as the file loaders, so `prepare`, `pmrfusion.
 - `from_dataframe(df)`: one column per modality plus `label` / `target` (and optional `split`,
   `id`, `present_<m>`). Columns whose cells are arrays (or lists) of numbers are stacked into
   feature vectors; otherwise the frame is read as a manifest table (file paths relative to `root`,
-  inline text, numbers; `data.manifest`). Needs the `pandas` extra, imported only here.
+  inline text, numbers; `data.manifest`), its array columns (if any) as inline numeric columns
+  (kind "array", cells flattened; an all-NaN or None cell is absent). Needs the `pandas` extra,
+  imported only here.
 - `from_torch_dataset(ds)`: every item a dict modality -> tensor / array plus the label key;
   stacked and passed to `from_arrays`.
 
@@ -148,19 +150,41 @@ def from_dataframe(
         task = REGRESSION if label_col == "target" else ""
         return from_arrays(arrays, labels, name=name, splits=splits, present=present or None, task=task,
                            split_seed=split_seed)  # fmt: skip
-    if array_cols:
-        raise PMRFusionError(
-            f"from_dataframe: columns {array_cols} hold arrays and {sorted(set(mods) - set(array_cols))} "
-            "paths or text: use one kind per frame (save the arrays as .npy files and list their paths)"
-        )
     from pmrfusion.data.manifest import manifest_from_table
 
-    table = [{c: _cell_text(v) for c, v in zip(columns, row)} for row in df.itertuples(index=False)]
+    kinds = dict(manifest_options.pop("column_kinds", None) or {})
+    text_cells = {}
+    for j, c in enumerate(columns):  # a mix: array columns become inline numeric cells of the table
+        cells = df.iloc[:, j].tolist()
+        if c in array_cols:
+            text_cells[c] = [_vector_text(name, c, i, v) for i, v in enumerate(cells)]
+            kinds.setdefault(c, "array")
+        else:
+            text_cells[c] = [_cell_text(v) for v in cells]
+    manifest_options["column_kinds"] = kinds or None
+    table = [dict(zip(columns, row)) for row in zip(*(text_cells[c] for c in columns))]
     if label_col and label_col not in LABEL_COLUMNS:
         table = [{("label" if c == label_col else c): v for c, v in r.items()} for r in table]
         columns = ["label" if c == label_col else c for c in columns]
     return manifest_from_table(Path(f"<DataFrame {name}>"), columns, table, Path(root).resolve(), name,
                                split_seed, **manifest_options)  # fmt: skip
+
+
+def _vector_text(name: str, m: str, i: int, v: Any) -> str:
+    """An array cell as an inline numeric manifest cell (exact for float32); all-NaN or None: absent."""
+    if not _is_array_cell(v):
+        return _cell_text(v)
+    try:
+        x = np.ravel(np.asarray(v, np.float32))
+    except (TypeError, ValueError):
+        raise PMRFusionError(
+            f"from_dataframe '{name}': row {i + 1}, column '{m}': not an array of numbers"
+        ) from None
+    if len(x) and np.isnan(x).all():
+        return ""
+    if not np.isfinite(x).all():
+        raise PMRFusionError(f"from_dataframe '{name}': row {i + 1}, column '{m}': NaN/inf values")
+    return " ".join(repr(float(t)) for t in x)
 
 
 def _cell_text(v: Any) -> str:

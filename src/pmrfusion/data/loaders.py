@@ -7,13 +7,16 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pmrfusion.data.dataset import MultimodalData
 from pmrfusion.data.splits import split_strata, stratified_split
 from pmrfusion.data.validation import MODALITY_NAME, check_features, check_num_classes, one_based_splits
 from pmrfusion.errors import PMRFusionError, first_line
+
+if TYPE_CHECKING:  # the dataset classes (torch) load with the first dataset, not with the catalog
+    from pmrfusion.data.dataset import MultimodalData
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 DATA_ENV = "PMRFUSION_DATA"
@@ -53,6 +56,8 @@ def load_npz(path: str | os.PathLike, name: str | None = None, split_seed: int =
     NaN row is an error naming the row. `y` may hold strings or any integers (encoded with a
     stored class list, `data.labels`); without `y` the dataset is unlabelled (every row in "test").
     """
+    from pmrfusion.data.dataset import MultimodalData
+
     path = _require(Path(path), "dataset file")
     if not zipfile.is_zipfile(path):
         raise PMRFusionError(f"cannot read {path} as .npz: not a zip archive of .npy arrays")
@@ -145,6 +150,8 @@ def load_mat(
     Split indices are taken from `train_idx`/`test_idx` keys when present, else a
     stratified 80/20 split is made with `split_seed`.
     """
+    from pmrfusion.data.dataset import MultimodalData
+
     path = _require(Path(path), "dataset file")
     m = _loadmat(path)
     labels = _mat_labels(m, path)
@@ -254,6 +261,8 @@ def _wiki_labels(path: Path) -> np.ndarray:
 
 
 def _wikipedia(root: Path | None) -> MultimodalData:
+    from pmrfusion.data.dataset import MultimodalData
+
     d = _root(root, "wikipedia")
     m = _loadmat(_require(d / "raw_features.mat", "dataset file"))
     ytr = _wiki_labels(d / "trainset_txt_img_cat.list")

@@ -22,9 +22,10 @@ Containment: a file must resolve (after `..`, absolute paths and symlinks) insid
 folder, unless `allow_outside=True` (or the environment variable `PMRFUSION_MANIFEST_ALLOW_OUTSIDE=1`
 when `allow_outside` is None).
 
-Naturally missing modalities: an empty cell, or a false value (false/0/no/"") in an optional
-column `present_<m>`, marks modality m absent for that row (`data.presence`; the source decodes
-zeros of the column's shape for it, the batches mark it absent, statistics skip it). A column's
+Naturally missing modalities: an empty cell, or a false value (false/0/no/"", any case; in a
+`.jsonl` also a JSON boolean or 0/1 number) in an optional column `present_<m>`, marks modality m
+absent for that row (`data.presence`; the source decodes zeros of the column's shape for it, the
+batches mark it absent, statistics skip it). A column's
 kind is its first non-empty cell's; a row with no modality present is an error naming it.
 
 Labels as users have them: a `label` column whose first cell is a number holds integer classes
@@ -153,6 +154,8 @@ def _jsonl_cell(path: Path, row: int, key: str, v: Any) -> str:
         return ""
     if isinstance(v, str):
         return v
+    if isinstance(v, bool) and key.startswith(PRESENT_PREFIX):
+        return "true" if v else "false"  # a JSON boolean presence flag
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return str(v)
     what = JSON_NAMES.get(type(v), type(v).__name__)

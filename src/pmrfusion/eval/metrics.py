@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from torch import Tensor
 
 
 def classification_metrics(logits: Tensor, labels: Tensor, num_classes: int) -> dict[str, float]:
     """accuracy (fraction), macro-F1, and AUC when the task is binary."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score  # heavy: imported on first use
+
     y = labels.cpu().numpy()
     pred = logits.argmax(-1).cpu().numpy()
     out = {

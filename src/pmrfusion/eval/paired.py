@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from pmrfusion.errors import PMRFusionError
 
@@ -38,6 +37,8 @@ def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Pair
     n = 1 gives an infinite interval and p = nan; all-equal differences give a zero-width
     interval (and p = 0 unless the difference is 0, then p = 1).
     """
+    from scipy import stats  # heavy: imported on first use, so the CLI starts fast
+
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or not a.size:
         raise PMRFusionError(

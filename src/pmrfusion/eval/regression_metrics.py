@@ -11,8 +11,6 @@ Conventions (Zadeh et al.; MulT / MISA evaluation code):
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import pearsonr
-from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error
 from torch import Tensor
 
 from pmrfusion.eval.metrics import classification_metrics
@@ -29,6 +27,9 @@ def _numpy(x) -> np.ndarray:
 
 def regression_metrics(pred, labels) -> dict[str, float]:
     """MAE, Pearson r, Acc2/F1 in both conventions and Acc7 of predictions against float labels."""
+    from scipy.stats import pearsonr  # heavy (scipy, sklearn): imported on first use
+    from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error
+
     p, y = _numpy(pred), _numpy(labels)
     out = {"mae": float(mean_absolute_error(y, p))}
     constant = np.ptp(p) == 0 or np.ptp(y) == 0
