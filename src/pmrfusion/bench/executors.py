@@ -130,6 +130,12 @@ def workers_ignore_ctrl_c() -> Iterator[None]:
 def _stop(pool: cf.ProcessPoolExecutor) -> None:
     """Stop every worker of `pool` now (a cell in flight is lost; the stored ones are whole)."""
     workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
+    # The call queue's feeder thread is joined at interpreter exit; with its readers stopped it can
+    # wait forever (a `run --jobs 2` once hung after Ctrl-C), so the exit must not join it.
+    call_queue = getattr(pool, "_call_queue", None)
+    if call_queue is not None:
+        with contextlib.suppress(Exception):
+            call_queue.cancel_join_thread()
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in workers:
         with contextlib.suppress(Exception):

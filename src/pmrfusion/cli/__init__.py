@@ -10,7 +10,6 @@ time, so `pmrfusion --help` and `pmrfusion datasets` start fast.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import signal
 import sys
@@ -114,17 +113,6 @@ def _replay(caught: list[warnings.WarningMessage]) -> None:
 _MAIN_PID = os.getpid()
 
 
-def exit_now(code: int) -> None:
-    """Exit at once with `code`, streams flushed, without joining threads: after a Ctrl-C raised
-    inside a worker pool's wait, the pool's queue threads can hold locks that a normal interpreter
-    exit would wait on forever (seen with `run --jobs 2`). Every finished cell is already stored
-    atomically, so nothing is lost by skipping the exit handlers."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
-
-
 def main() -> None:
     """Run the CLI: a `PMRFusionError` is one `error: ...` line and exit 2; Ctrl-C is one
     `interrupted: ...` line saying what was kept and exit 130. Warnings are held back and shown
@@ -151,7 +139,7 @@ def main() -> None:
             sys.exit(e.exit_code)
         except (Interrupted, KeyboardInterrupt):
             print(f"interrupted: {interrupt_note()}", file=sys.stderr)
-            exit_now(130)
+            sys.exit(130)
         except SystemExit as e:
             if e.code in (0, None):
                 _replay(caught)
