@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-import types
+import types as _types  # aliased: the subpackage `pmrfusion.types` rebinds the name `types` here
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -227,12 +227,12 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_SOURCES))
 
 
-class _Package(types.ModuleType):
+class _Package(_types.ModuleType):
     """Keeps `pmrfusion.train` the function: importing the `pmrfusion.train` subpackage later does
     not rebind the attribute (the subpackage stays in `sys.modules`)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "train" and isinstance(value, types.ModuleType):
+        if name == "train" and isinstance(value, _types.ModuleType):
             return
         super().__setattr__(name, value)
 

@@ -64,3 +64,13 @@ def test_cli_device_help_is_the_trainers():
     from pmrfusion.train.devices import DEVICE_HELP as trainer_help
 
     assert trainer_help == DEVICE_HELP
+
+
+def test_importing_subpackages_warns_nothing():
+    """The package class that keeps `pf.train` the function must not make the import system warn
+    (`pmrfusion.types` once rebound the name `types` that class relied on)."""
+    code = (
+        "import warnings; warnings.simplefilter('error'); import pmrfusion as pf; "
+        "import pmrfusion.types, pmrfusion.train.trainer; assert callable(pf.train)"
+    )
+    _python(code)
