@@ -13,7 +13,7 @@ from pmrfusion.cli.app import app, console
 def methods() -> None:
     """List the registered methods and their options."""
     from pmrfusion.methods import available_methods
-    from pmrfusion.methods.base import option_names
+    from pmrfusion.methods.base import GENERIC_OPTIONS, option_names
 
     table = Table("method", "description", "options (defaults)")
     for name, spec in sorted(available_methods().items()):
@@ -22,3 +22,5 @@ def methods() -> None:
         opts = ", ".join(f"{f.name}={f.default!r}" for f in fields)
         table.add_row(name, spec.description, opts)
     console.print(table)
+    generic = ", ".join(f"{k}={v!r}" for k, v in GENERIC_OPTIONS.items())
+    console.print(f"Every method also takes: {generic} (maps every modality wider than the narrowest to its width).")
