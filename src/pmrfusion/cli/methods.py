@@ -23,4 +23,4 @@ def methods() -> None:
         table.add_row(name, spec.description, opts)
     console.print(table)
     generic = ", ".join(f"{k}={v!r}" for k, v in GENERIC_OPTIONS.items())
-    console.print(f"Every method also takes: {generic} (maps every modality wider than the narrowest to its width).")
+    console.print(f"Every method also takes: {generic} (equal_dims: wider inputs mapped to the narrowest).")
