@@ -314,3 +314,20 @@ def test_committed_benchmarks_page_is_regenerated_from_the_records(monkeypatch):
     superseded = next(line for line in makefile.splitlines() if line.startswith("SUPERSEDED :="))
     pages = [Path(p) for p in superseded.split(":=", 1)[1].split()]
     assert benchmarks_page(Path("experiments"), pages) == (root / "BENCHMARKS.md").read_text()
+
+
+def test_baseline_cells_are_remade_with_a_rerun_cell_of_their_seed(tiny_run):
+    """A task's baseline records (retrieval's CCA) come with the cells of their seed: when a cell of
+    that seed runs again (code or settings changed), the stored baseline is out of date too."""
+    _, exp, _ = tiny_run
+    store = ExperimentStore.read(exp.out)
+    some = next(iter(store.cells.values()))
+    for seed in (0, 1):
+        store.cells[("hw", "handwritten", "baseline:cca", seed)] = some
+    grid = exp.grid("hw")
+    done = {("concat", 0), ("late", 0), ("concat", 1)}  # late seed 1 runs again
+    plan = experiment_run.CellPlan(grid, None, "", {}, done)
+    stale = experiment_run.stale_cells(exp, store, [plan])
+    assert ("hw", "handwritten", "baseline:cca", 1) in stale
+    assert ("hw", "handwritten", "baseline:cca", 0) not in stale
+    assert ("hw", "handwritten", "late", 1) in stale

@@ -110,7 +110,10 @@ def stale_cells(exp: Experiment, store: ExperimentStore, plans: list[CellPlan]) 
     stale = []
     for key in store.cells:
         grid_id, _, method, seed = key
-        if method.startswith("baseline:"):  # made by the task per seed, never out of date
+        if method.startswith("baseline:"):  # made by the task with a cell of its seed: remade with it
+            p = planned.get(grid_id)
+            if p is not None and any((m, seed) not in p.done for m in p.grid.spec.methods):
+                stale.append(key)
             continue
         dropped = (grid_id, method, seed) not in wanted
         if dropped or (grid_id in planned and (method, seed) not in planned[grid_id].done):
