@@ -10,6 +10,7 @@ from scipy.linalg import hadamard
 from pmrfusion.errors import PMRFusionError
 from pmrfusion.modules.mappings import make_mapping
 from pmrfusion.modules.srht import SRHT, fwht, next_pow2
+from pmrfusion.modules.srht import hadamard as cached_hadamard
 
 torch.set_num_threads(1)
 
@@ -62,3 +63,13 @@ def test_expansion_and_buffers_are_seeded_not_learned():
     torch.manual_seed(0)
     d = make_mapping("srht", 12, 48)
     torch.testing.assert_close(c(x), d(x))
+
+
+def test_fwht_trains_after_a_first_call_under_inference_mode():
+    """The cached Hadamard factors must be ordinary tensors even when first built in inference mode."""
+    cached_hadamard.cache_clear()
+    with torch.inference_mode():
+        fwht(torch.randn(2, 32))
+    x = torch.randn(2, 32, requires_grad=True)
+    fwht(x).sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape

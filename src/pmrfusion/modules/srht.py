@@ -29,10 +29,13 @@ def next_pow2(n: int) -> int:
 
 @functools.lru_cache(maxsize=32)
 def hadamard(n: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Tensor:
-    """The n x n Sylvester Hadamard matrix (entries +-1, n a power of two), cached per dtype/device."""
-    h = torch.ones(1, 1, dtype=dtype, device=device)
-    while h.shape[0] < n:
-        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    """The n x n Sylvester Hadamard matrix (entries +-1, n a power of two), cached per dtype/device.
+    Built outside inference mode, so that a first call under `torch.inference_mode()` does not cache
+    a tensor that later training could not save for backward."""
+    with torch.inference_mode(False):
+        h = torch.ones(1, 1, dtype=dtype, device=device)
+        while h.shape[0] < n:
+            h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
     return h
 
 
